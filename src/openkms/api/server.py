@@ -1,0 +1,285 @@
+"""Process model: one listening socket, N forked uvloop workers, a supervising master.
+
+The master binds the socket (so port 0 works and every worker shares one accept queue), then either
+serves in-process (``workers == 1``) or forks the workers and supervises them: a worker that dies
+unexpectedly is restarted with exponential backoff; SIGTERM/SIGINT stop everything gracefully
+(workers stop listening, close idle keep-alive connections, finish in-flight requests for up to
+``SHUTDOWN_TIMEOUT`` seconds, exit 0). Each worker builds its handler after the fork, so no
+database connection, lock or thread crosses a fork. ``master_task(stop_event)`` runs in a daemon
+thread of the master (for example the background-jobs runner) until ``stop_event`` is set.
+
+The master blocks its signals and takes them with ``sigtimedwait`` (no handler races). Restarting a
+worker forks while the ``master_task`` thread runs: keep that thread's state fork-safe, since the
+child only calls ``make_handler`` and never touches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+import uvloop
+
+from openkms.api.http import Handler, HttpServerState, ServerLimits
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 5.0  # seconds a worker waits for in-flight requests on SIGTERM
+_BACKLOG = 1024
+_DEFAULT_LIMITS = ServerLimits()
+_MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking listening TCP socket on ``host`` (name, IPv4 or IPv6 literal) and ``port``."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve_socket(
+    sock: socket.socket,
+    handler: Handler,
+    *,
+    limits: ServerLimits = _DEFAULT_LIMITS,
+    ssl_context: ssl.SSLContext | None = None,
+    stop: asyncio.Event | None = None,
+    signals: tuple[int, ...] = (),
+    shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+) -> None:
+    """Serve HTTP on an already listening socket until ``stop`` is set or one of ``signals`` arrives,
+    then shut down gracefully. ``signals`` needs the main thread."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    state = HttpServerState(handler, limits, tls=ssl_context is not None)
+    server = await loop.create_server(
+        state.protocol_factory,
+        sock=sock,
+        backlog=_BACKLOG,
+        ssl=ssl_context,
+        ssl_handshake_timeout=limits.header_timeout if ssl_context is not None else None,
+    )
+    state.start()
+    try:
+        await stop.wait()
+    finally:
+        server.close()  # stop accepting
+        state.begin_shutdown()
+        if not await state.wait_closed(shutdown_timeout):
+            log.warning("shutdown timeout: closed connections with requests in flight")
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+async def _worker_main(
+    sock: socket.socket,
+    make_handler: Callable[[], Handler],
+    limits: ServerLimits,
+    ssl_context: ssl.SSLContext | None,
+    signals: tuple[int, ...],
+) -> None:
+    handler = make_handler()  # inside the worker's own loop, after any fork
+    await serve_socket(sock, handler, limits=limits, ssl_context=ssl_context, signals=signals)
+
+
+def _run_worker(
+    sock: socket.socket,
+    make_handler: Callable[[], Handler],
+    limits: ServerLimits,
+    ssl_context: ssl.SSLContext | None,
+    signals: tuple[int, ...],
+) -> None:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_worker_main(sock, make_handler, limits, ssl_context, signals))
+
+
+def _start_master_task(
+    master_task: Callable[[threading.Event], None] | None, stop_event: threading.Event
+) -> threading.Thread | None:
+    if master_task is None:
+        return None
+
+    def run() -> None:
+        try:
+            master_task(stop_event)
+        except Exception:
+            log.exception("master task failed")
+
+    thread = threading.Thread(target=run, name="openkms-master-task", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve(
+    host: str,
+    port: int,
+    make_handler: Callable[[], Handler],
+    *,
+    workers: int = 1,
+    limits: ServerLimits = _DEFAULT_LIMITS,
+    ssl_context: ssl.SSLContext | None = None,
+    on_listening: Callable[[str, int], None] | None = None,
+    master_task: Callable[[threading.Event], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then return after a graceful shutdown. Call from the main thread."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    sock = bind_socket(host, port)
+    try:
+        if on_listening is not None:
+            on_listening(host, sock.getsockname()[1])
+        stop_event = threading.Event()
+        if workers == 1:
+            thread = _start_master_task(master_task, stop_event)
+            try:
+                _run_worker(sock, make_handler, limits, ssl_context, (signal.SIGTERM, signal.SIGINT))
+            finally:
+                stop_event.set()
+                if thread is not None:
+                    thread.join(SHUTDOWN_TIMEOUT)
+        else:
+            _Supervisor(sock, make_handler, workers, limits, ssl_context).run(master_task, stop_event)
+    finally:
+        sock.close()
+
+
+class _Supervisor:
+    """Forks the workers, restarts the ones that die, and stops them all on SIGTERM/SIGINT."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        make_handler: Callable[[], Handler],
+        workers: int,
+        limits: ServerLimits,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self._sock = sock
+        self._make_handler = make_handler
+        self._limits = limits
+        self._ssl_context = ssl_context
+        self._slots = workers
+        self._children: dict[int, int] = {}  # pid -> slot
+        self._started: dict[int, float] = {}  # slot -> monotonic start time
+        self._failures: dict[int, int] = {}  # slot -> consecutive early deaths
+        self._restart_at: dict[int, float] = {}  # slot -> when to fork it again
+        self._old_mask: set[int | signal.Signals] = set()
+
+    def run(self, master_task: Callable[[threading.Event], None] | None, stop_event: threading.Event) -> None:
+        self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _MASTER_SIGNALS)
+        thread = None
+        try:
+            for slot in range(self._slots):
+                self._spawn(slot)
+            thread = _start_master_task(master_task, stop_event)  # inherits the blocked mask
+            self._supervise()
+            self._stop_children()
+        finally:
+            stop_event.set()
+            if thread is not None:
+                thread.join(SHUTDOWN_TIMEOUT)
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            self._child()  # never returns
+        self._children[pid] = slot
+        self._started[slot] = time.monotonic()
+        log.info("worker %d started (pid %d)", slot, pid)
+
+    def _child(self) -> None:
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C reaches the master, which relays
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+            _run_worker(self._sock, self._make_handler, self._limits, self._ssl_context, (signal.SIGTERM,))
+            code = 0
+        except BaseException:
+            log.exception("worker failed")
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def _supervise(self) -> None:
+        while True:
+            now = time.monotonic()
+            wait = min([0.5, *(due - now for due in self._restart_at.values())])
+            info = signal.sigtimedwait(_MASTER_SIGNALS, max(wait, 0.01))
+            if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
+                log.info("signal %d: shutting down", info.si_signo)
+                return
+            for slot in self._reap(expected=False):
+                self._schedule_restart(slot)
+            now = time.monotonic()
+            for slot, due in list(self._restart_at.items()):
+                if due <= now:
+                    del self._restart_at[slot]
+                    self._spawn(slot)
+
+    def _reap(self, *, expected: bool) -> list[int]:
+        """Collect exited workers; return their slots."""
+        slots = []
+        while self._children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            slot = self._children.pop(pid, None)
+            if slot is not None:
+                slots.append(slot)
+                code = os.waitstatus_to_exitcode(status)
+                level = logging.INFO if expected and code == 0 else logging.WARNING
+                log.log(level, "worker %d (pid %d) exited with %d", slot, pid, code)
+        return slots
+
+    def _schedule_restart(self, slot: int) -> None:
+        lived = time.monotonic() - self._started.get(slot, 0.0)
+        failures = self._failures.get(slot, 0) + 1 if lived < 10.0 else 0
+        self._failures[slot] = failures
+        delay = min(0.1 * 2**failures, 10.0)
+        self._restart_at[slot] = time.monotonic() + delay
+        log.warning("restarting worker %d in %.1f s", slot, delay)
+
+    def _stop_children(self) -> None:
+        for pid in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        self._sock.close()  # the master never accepts; the workers hold their own copies
+        end = time.monotonic() + SHUTDOWN_TIMEOUT + 2.0
+        while self._children and time.monotonic() < end:
+            info = signal.sigtimedwait(_MASTER_SIGNALS, 0.1)
+            self._reap(expected=True)
+            if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
+                break  # asked twice: stop waiting
+        for pid in list(self._children):
+            log.warning("worker pid %d did not stop in time; killing it", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self._children.clear()

@@ -1,0 +1,1 @@
+"""Operator commands (``openkms ...``): they work in-process on the data directory and configuration."""

@@ -1,0 +1,181 @@
+"""``openkms`` command line: server, init, admin, jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from openkms.config import ConfigError, Settings, load_settings
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    root = ctx.find_root().params
+    merged = {"data_dir": root.get("data_dir"), **overrides}
+    try:
+        return load_settings(root.get("config"), overrides=merged)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory (default ./data).")
+@click.option("--config", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="TOML config file.")
+@click.version_option(package_name="openkms")
+def main(data_dir: Path | None, config: Path | None) -> None:
+    """openkms: a self-hosted key management service that speaks the AWS KMS API."""
+
+
+def _print_bootstrap(cred: Any) -> None:
+    console.print("[bold]Bootstrap admin credential[/bold] (shown once; also saved with mode 0600):")
+    console.print(f"  account:               {cred.account}")
+    console.print(f"  aws_access_key_id:     {cred.access_key_id}")
+    console.print(f"  aws_secret_access_key: {cred.secret_access_key}")
+    console.print(f"  saved to:              {cred.path}")
+
+
+@main.command()
+@click.option("--account", default=None, help="Account id of the bootstrap credential (12 digits).")
+@click.pass_context
+def init(ctx: click.Context, account: str | None) -> None:
+    """Create the data directory, root key file, database and a bootstrap admin credential."""
+    from openkms.app import DEFAULT_ACCOUNT, initialize
+
+    settings = _settings(ctx)
+    cred = initialize(settings, account=account or DEFAULT_ACCOUNT)
+    if cred is None:
+        console.print(f"{settings.data_dir} is already initialized.")
+        return
+    console.print(f"Initialized {settings.data_dir} (database {settings.database_url}).")
+    _print_bootstrap(cred)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8777; 0 picks a free port).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.pass_context
+def server(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the KMS endpoint (initializes a fresh data directory first)."""
+    from openkms.api.server import serve
+    from openkms.app import initialize, jobs_loop, make_handler_factory, server_limits, tls_context
+
+    settings = _settings(ctx, **{"server.host": host, "server.port": port, "server.workers": workers})
+    logging.basicConfig(
+        level=settings.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    cred = initialize(settings)
+    if cred is not None:
+        _print_bootstrap(cred)
+    scheme = "https" if settings.server.tls_cert_file else "http"
+
+    def listening(bound_host: str, bound_port: int) -> None:
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        console.print(f"openkms listening on {scheme}://{shown}:{bound_port} (data dir {settings.data_dir})")
+        sys.stdout.flush()
+
+    serve(
+        settings.server.host,
+        settings.server.port,
+        make_handler_factory(settings),
+        workers=settings.server.workers,
+        limits=server_limits(settings),
+        ssl_context=tls_context(settings),
+        on_listening=listening,
+        master_task=jobs_loop(settings) if settings.jobs.enabled else None,
+    )
+
+
+@main.group()
+def admin() -> None:
+    """Manage credentials."""
+
+
+@admin.command("create-access-key")
+@click.option("--account", required=True, help="Account id (12 digits).")
+@click.option("--user", "user_name", default="root", show_default=True, help="IAM user name, or root.")
+@click.option("--access-key-id", default=None, help="Explicit access key id (e.g. for test environments).")
+@click.option("--secret-access-key", default=None, help="Explicit secret (e.g. for test environments).")
+@click.pass_context
+def create_access_key(
+    ctx: click.Context, account: str, user_name: str, access_key_id: str | None, secret_access_key: str | None
+) -> None:
+    """Create an access key for a principal."""
+    from openkms.app import build_service
+    from openkms.service.credentials import CredentialError
+
+    service = build_service(_settings(ctx))
+    try:
+        key_id, secret = service.credentials.create(
+            account, user_name=user_name, access_key_id=access_key_id, secret_access_key=secret_access_key
+        )
+    except CredentialError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"aws_access_key_id     = {key_id}")
+    console.print(f"aws_secret_access_key = {secret}")
+
+
+@admin.command("list-access-keys")
+@click.pass_context
+def list_access_keys(ctx: click.Context) -> None:
+    """List access keys (secrets are never shown again)."""
+    from openkms.app import build_service
+
+    service = build_service(_settings(ctx))
+    table = Table("access key id", "account", "principal", "created")
+    for record in service.credentials.list():
+        created = dt.datetime.fromtimestamp(record.created_at, dt.UTC).isoformat(timespec="seconds")
+        table.add_row(record.access_key_id, record.account, record.principal_arn, created)
+    console.print(table)
+
+
+@admin.command("delete-access-key")
+@click.argument("access_key_id")
+@click.pass_context
+def delete_access_key(ctx: click.Context, access_key_id: str) -> None:
+    """Delete an access key; requests signed with it are rejected from then on."""
+    from openkms.app import build_service
+
+    if not build_service(_settings(ctx)).credentials.delete(access_key_id):
+        raise click.ClickException(f"access key {access_key_id} does not exist")
+    console.print(f"deleted {access_key_id}")
+
+
+@main.group()
+def jobs() -> None:
+    """Background work (automatic rotation, scheduled deletion)."""
+
+
+@jobs.command("run")
+@click.option("--at", "at", default=None, help="Run as if the time were this ISO-8601 instant (testing).")
+@click.pass_context
+def jobs_run(ctx: click.Context, at: str | None) -> None:
+    """Run every due job once, now or at a given instant."""
+    from openkms.app import build_service
+    from openkms.clock import FixedClock, SystemClock
+
+    clock = SystemClock()
+    if at is not None:
+        try:
+            instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise click.BadParameter(f"not an ISO-8601 instant: {at}") from exc
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=dt.UTC)
+        clock = FixedClock(instant.timestamp())  # type: ignore[assignment]
+    service = build_service(_settings(ctx), clock=clock)
+    done = service.run_due_jobs(clock.now())
+    console.print(f"rotated {done['rotated']} key(s), deleted {done['deleted']} key(s)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,119 @@
+"""Shared plumbing of the service modules: dependencies, key resolution, ARNs, change notification."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from openkms import errors
+from openkms.clock import Clock
+from openkms.identifiers import alias_arn, key_arn, parse_key_ref
+from openkms.keyring.keyring import Keyring
+from openkms.service.context import RequestContext
+from openkms.service.directory import Directory
+from openkms.storage.base import KeyRecord, MaterialRecord, Store, Tx
+
+Params = Mapping[str, Any]
+Result = dict[str, Any]
+Handler = Callable[[RequestContext, Params], Result]
+
+DECRYPT_KEY_NOT_FOUND = (
+    "The ciphertext refers to a customer master key that does not exist, does not exist in this region, "
+    "or you are not allowed to access."
+)
+
+
+@dataclass
+class Core:
+    """What every service module needs; built once per process by ``openkms.app``."""
+
+    store: Store
+    keyring: Keyring
+    directory: Directory
+    clock: Clock
+    partition: str
+
+    # --- identifiers -------------------------------------------------------------------------------
+    def arn(self, key: KeyRecord) -> str:
+        return key_arn(self.partition, key.region, key.account, key.key_id)
+
+    def alias_arn(self, ctx: RequestContext, name: str, account: str | None = None) -> str:
+        return alias_arn(self.partition, ctx.region, account or ctx.caller.account, name)
+
+    def resolve(self, ctx: RequestContext, value: str, *, allow_alias: bool, action: str) -> KeyRecord:
+        """Turn a KeyId parameter into the key it names (kms-semantics.md section 2.2)."""
+        ref = parse_key_ref(value, region=ctx.region, allow_alias=allow_alias)
+        account = ref.account or ctx.caller.account
+        if ref.alias_name is not None:
+            alias = self.directory.alias(account, ctx.region, ref.alias_name)
+            if alias is None:
+                raise errors.NotFoundException(f"Alias {self.alias_arn(ctx, ref.alias_name, account)} is not found.")
+            key_id = alias.target_key_id
+        else:
+            assert ref.key_id is not None
+            key_id = ref.key_id
+        arn = key_arn(self.partition, ctx.region, account, key_id)
+        if account != ctx.caller.account:
+            # Cross-account access needs key policies (not enforced yet): deny without revealing existence.
+            raise access_denied(ctx, action, arn, "no resource-based policy allows")
+        key = self.directory.key(account, ctx.region, key_id)
+        if key is None:
+            raise errors.NotFoundException(f"Key '{arn}' does not exist")
+        return key
+
+    # --- materials ---------------------------------------------------------------------------------
+    def material(self, key: KeyRecord, material_id: str) -> MaterialRecord | None:
+        return self.directory.materials(key.account, key.key_id).get(material_id)
+
+    def secret_of(self, key: KeyRecord, material: MaterialRecord) -> bytes:
+        if material.ekt is None:
+            raise errors.KMSInvalidStateException(f"{self.arn(key)} is pending import.")
+        return self.keyring.unwrap_material(
+            key.account, key.key_id, material.material_id, key.key_spec, material.ekt, material.root_key_version
+        )
+
+    # --- writes ------------------------------------------------------------------------------------
+    @contextmanager
+    def changing(self) -> Iterator[Tx]:
+        """A transaction that changes existing state: every worker's caches are dropped after commit."""
+        with self.store.tx() as tx:
+            yield tx
+            tx.bump_generation()
+        self.directory.changed()
+
+    def update_key(self, tx: Tx, key: KeyRecord, **changes: Any) -> KeyRecord:
+        from dataclasses import replace
+
+        current = tx.get_key(key.account, key.region, key.key_id)
+        if current is None:
+            raise errors.NotFoundException(f"Key '{self.arn(key)}' does not exist")
+        return tx.update_key(replace(current, **changes), expected_version=current.version)
+
+    def reload(self, tx: Tx, key: KeyRecord) -> KeyRecord:
+        current = tx.get_key(key.account, key.region, key.key_id)
+        if current is None:
+            raise errors.NotFoundException(f"Key '{self.arn(key)}' does not exist")
+        return current
+
+
+def access_denied(ctx: RequestContext, action: str, resource: str, reason: str) -> errors.KMSError:
+    return errors.AccessDeniedException(
+        f"User: {ctx.caller.principal_arn} is not authorized to perform: kms:{action} on resource: "
+        f"{resource} because {reason} the kms:{action} action"
+    )
+
+
+def reject_recipient(params: Params) -> None:
+    """The attestation-bound ``Recipient`` parameter is deferred; never ignore it silently."""
+    if "Recipient" in params:
+        raise errors.UnsupportedOperationException(
+            "The Recipient parameter (attested enclave requests) is not supported by openkms yet."
+        )
+
+
+def reject_grant_tokens(params: Params) -> None:
+    """No grants exist yet, so no grant token can be authentic (grants arrive with authorization)."""
+    if params.get("GrantTokens"):
+        raise errors.InvalidGrantTokenException("The grant token is invalid.")

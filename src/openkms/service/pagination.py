@@ -1,0 +1,40 @@
+"""Opaque, tamper-evident pagination markers (kms-semantics.md section 7.9).
+
+A marker is ``base64url(tag16 || position)`` where the tag is an HMAC over the listing's scope and the
+position; anything else answers InvalidMarkerException. Markers carry no secrets, the MAC only stops
+callers from steering a listing into another account's rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from openkms import errors
+from openkms.crypto.wrap import constant_time_equal, hmac_sha256
+
+_TAG = 16
+
+
+class Markers:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def make(self, scope: str, position: str) -> str:
+        raw = position.encode("utf-8")
+        tag = hmac_sha256(self._key, scope.encode("utf-8") + b"\x00" + raw)[:_TAG]
+        return base64.urlsafe_b64encode(tag + raw).decode("ascii")
+
+    def read(self, scope: str, marker: str | None) -> str | None:
+        if marker is None:
+            return None
+        try:
+            blob = base64.urlsafe_b64decode(marker.encode("ascii"))
+        except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+            raise errors.InvalidMarkerException("The marker is invalid.") from exc
+        tag, raw = blob[:_TAG], blob[_TAG:]
+        expected = hmac_sha256(self._key, scope.encode("utf-8") + b"\x00" + raw)[:_TAG]
+        if len(tag) != _TAG or not constant_time_equal(tag, expected):
+            raise errors.InvalidMarkerException("The marker is invalid.")
+        return raw.decode("utf-8")
+

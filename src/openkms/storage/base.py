@@ -1,0 +1,210 @@
+"""The storage contract: immutable records and the ``Store`` / ``Tx`` protocols.
+
+Every implementation must pass ``tests/integration/test_storage_conformance.py`` (run against SQLite and
+PostgreSQL). Rules shared by all implementations:
+
+* A ``Tx`` is one database transaction: everything done through it commits atomically when the
+  ``Store.tx()`` context exits normally and rolls back when it exits with an exception.
+* Reads of a missing row return ``None`` (or an empty list); they never raise.
+* Inserting a row whose primary key exists raises ``DuplicateError``.
+* ``update_key`` is a compare-and-set on ``KeyRecord.version``: it writes only if the stored version
+  equals ``expected_version`` and raises ``ConflictError`` otherwise; the stored version becomes
+  ``expected_version + 1``.
+* Timestamps are float seconds since the Unix epoch (UTC).
+* Secret columns (``MaterialRecord.ekt``, ``AccessKeyRecord.wrapped_secret``, ``RootKeyRecord.wrapped``)
+  hold only ciphertext; the store never sees a secret in clear.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class DuplicateError(Exception):
+    """A row with the same primary key already exists."""
+
+
+class ConflictError(Exception):
+    """A compare-and-set update lost a race with another writer."""
+
+
+class KeyState(enum.Enum):
+    """One field per fact: the key state of the AWS state machine (kms-semantics.md section 4)."""
+
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    PENDING_DELETION = "PendingDeletion"
+    PENDING_REPLICA_DELETION = "PendingReplicaDeletion"
+    PENDING_IMPORT = "PendingImport"
+    UNAVAILABLE = "Unavailable"
+    CREATING = "Creating"
+    UPDATING = "Updating"
+
+
+class MaterialState(enum.Enum):
+    CURRENT = "CURRENT"
+    NON_CURRENT = "NON_CURRENT"
+    PENDING_ROTATION = "PENDING_ROTATION"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    account: str
+    region: str
+    key_id: str
+    created_at: float
+    description: str
+    key_spec: str
+    key_usage: str
+    origin: str
+    key_manager: str
+    state: KeyState
+    policy: str
+    multi_region: bool = False
+    deletion_date: float | None = None
+    pending_window_days: int | None = None
+    rotation_enabled: bool = False
+    rotation_period_days: int | None = None
+    next_rotation_at: float | None = None
+    current_material_id: str | None = None
+    on_demand_rotations: int = 0
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MaterialRecord:
+    """One version of a key's secret, wrapped by the root key (``ekt`` = exported key token)."""
+
+    account: str
+    key_id: str
+    material_id: str  # 64 lowercase hex
+    ekt: bytes | None  # None once imported material is deleted
+    root_key_version: int
+    state: MaterialState
+    created_at: float
+    rotation_type: str | None = None  # None (initial), "AUTOMATIC" or "ON_DEMAND"
+    rotation_date: float | None = None
+    public_key: bytes | None = None  # DER SubjectPublicKeyInfo for asymmetric keys
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    account: str
+    region: str
+    name: str  # "alias/..."
+    target_key_id: str  # bare key id, never an ARN
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TagRecord:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKeyRecord:
+    access_key_id: str
+    account: str
+    user_name: str
+    principal_arn: str
+    wrapped_secret: bytes  # AES-GCM under the root key, AAD binds the access key id
+    root_key_version: int
+    created_at: float
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RootKeyRecord:
+    version: int
+    provider: str  # "file", later "shamir", "pkcs11"
+    wrapped: bytes  # the root key, wrapped by the root-of-trust provider
+    created_at: float
+
+
+class Tx(Protocol):
+    """Repositories bound to one open transaction."""
+
+    # keys
+    def get_key(self, account: str, region: str, key_id: str) -> KeyRecord | None: ...
+    def insert_key(self, key: KeyRecord) -> None: ...
+    def update_key(self, key: KeyRecord, expected_version: int) -> KeyRecord: ...
+    def delete_key(self, account: str, region: str, key_id: str) -> None:
+        """Remove the key with its materials, aliases and tags."""
+
+    def list_keys(self, account: str, region: str, after_key_id: str | None, limit: int) -> list[KeyRecord]:
+        """Keys ordered by key_id, strictly after ``after_key_id`` when given."""
+
+    def keys_due_for_rotation(self, now: float, limit: int) -> list[KeyRecord]:
+        """Enabled keys with rotation enabled and ``next_rotation_at <= now``, any account/region."""
+
+    def keys_due_for_deletion(self, now: float, limit: int) -> list[KeyRecord]:
+        """PendingDeletion keys with ``deletion_date <= now``, any account/region."""
+
+    def count_keys(self, account: str, region: str) -> int: ...
+
+    # key material
+    def insert_material(self, material: MaterialRecord) -> None: ...
+    def get_material(self, account: str, key_id: str, material_id: str) -> MaterialRecord | None: ...
+    def list_materials(self, account: str, key_id: str) -> list[MaterialRecord]:
+        """All materials of a key, oldest first."""
+
+    def set_material_state(
+        self, account: str, key_id: str, material_id: str, state: MaterialState
+    ) -> None: ...
+
+    # aliases
+    def get_alias(self, account: str, region: str, name: str) -> AliasRecord | None: ...
+    def insert_alias(self, alias: AliasRecord) -> None: ...
+    def update_alias(self, alias: AliasRecord) -> None: ...
+    def delete_alias(self, account: str, region: str, name: str) -> None: ...
+    def list_aliases(
+        self, account: str, region: str, key_id: str | None, after_name: str | None, limit: int
+    ) -> list[AliasRecord]:
+        """Aliases ordered by name, optionally only those targeting ``key_id``."""
+
+    def count_aliases_for_key(self, account: str, region: str, key_id: str) -> int: ...
+
+    # tags (ordered by tag key)
+    def list_tags(self, account: str, region: str, key_id: str) -> list[TagRecord]: ...
+    def put_tags(self, account: str, region: str, key_id: str, tags: Sequence[TagRecord]) -> None:
+        """Insert or replace each tag."""
+
+    def delete_tags(self, account: str, region: str, key_id: str, tag_keys: Sequence[str]) -> None: ...
+
+    # credentials
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None: ...
+    def insert_access_key(self, record: AccessKeyRecord) -> None: ...
+    def delete_access_key(self, access_key_id: str) -> bool: ...
+    def list_access_keys(self) -> list[AccessKeyRecord]: ...
+
+    # root key versions
+    def get_root_key(self, version: int) -> RootKeyRecord | None: ...
+    def latest_root_key(self) -> RootKeyRecord | None: ...
+    def insert_root_key(self, record: RootKeyRecord) -> None: ...
+
+    # cluster coordination
+    def try_acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        """Take or renew the named lease if it is free, expired, or already ours. Used so background jobs
+        run once per cluster."""
+
+    def bump_generation(self) -> int:
+        """Increment and return the cluster-wide change counter (cache invalidation)."""
+
+    def get_generation(self) -> int: ...
+
+
+class Store(Protocol):
+    def tx(self) -> AbstractContextManager[Tx]:
+        """Open a transaction; commit on normal exit, roll back on exception."""
+
+    def close(self) -> None: ...
+
+
+def _iter_protocol_methods() -> Iterator[str]:  # pragma: no cover - documentation helper
+    yield from (name for name in dir(Tx) if not name.startswith("_"))

@@ -1,0 +1,678 @@
+"""``Store`` implementation on SQLAlchemy Core, for SQLite (file) and PostgreSQL (psycopg 3).
+
+Transactions
+    SQLite: the ``sqlite3`` driver's own transaction management is switched off (``isolation_level =
+    None``) and every transaction starts with ``BEGIN IMMEDIATE`` from the engine ``begin`` event, so a
+    writer takes the write lock up front and two processes can never deadlock upgrading a shared lock
+    (``SQLITE_BUSY``); readers in WAL mode are not blocked. PostgreSQL runs at READ COMMITTED: the
+    compare-and-set ``UPDATE ... WHERE version = :expected`` and the ``INSERT ... ON CONFLICT`` upserts are
+    atomic on their own, so no explicit row locks are needed.
+
+Statements are built once per store with bind parameters, so SQLAlchemy's compiled cache serves every
+call after the first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Delete,
+    Engine,
+    Executable,
+    Integer,
+    Row,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from openkms.storage.base import (
+    AccessKeyRecord,
+    AliasRecord,
+    ConflictError,
+    DuplicateError,
+    KeyRecord,
+    KeyState,
+    MaterialRecord,
+    MaterialState,
+    RootKeyRecord,
+    TagRecord,
+)
+from openkms.storage.tables import (
+    access_keys,
+    aliases,
+    generation,
+    keys,
+    leases,
+    materials,
+    root_keys,
+    tags,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Table
+
+    from openkms.storage.base import Store, Tx
+
+__all__ = ["SQLITE_SYNCHRONOUS_LEVELS", "SqlStore", "SqlTx", "create_sql_engine", "normalize_url"]
+
+SQLITE_SYNCHRONOUS_LEVELS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+# ---------------------------------------------------------------------------------------------- engines
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; plain ``postgresql://`` URLs are pointed at the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _check_schema(schema: str) -> str:
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
+def _ensure_private_file(path: str) -> None:
+    """Create the SQLite database file with mode 0600 if it does not exist yet. SQLite creates the
+    ``-wal`` and ``-shm`` files with the permissions of the database file."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def create_sql_engine(
+    url: str | URL,
+    *,
+    schema: str | None = None,
+    sqlite_synchronous: str = "FULL",
+    pool_size: int = 8,
+) -> Engine:
+    """An engine set up the way the store needs it (pragmas, BEGIN IMMEDIATE, search_path).
+
+    Used by :class:`SqlStore` and by the migrations, so both see the same connection settings.
+    """
+    parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if schema is not None:
+            raise ValueError("the schema option is only supported for PostgreSQL")
+        return _sqlite_engine(parsed, sqlite_synchronous, pool_size)
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            raise ValueError("PostgreSQL is supported through psycopg 3 only (postgresql+psycopg://)")
+        return _postgres_engine(parsed, schema, pool_size)
+    raise ValueError(f"unsupported database backend {backend!r}")
+
+
+def _sqlite_engine(url: URL, synchronous: str, pool_size: int) -> Engine:
+    level = synchronous.upper()
+    if level not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ValueError(f"sqlite_synchronous must be one of {sorted(SQLITE_SYNCHRONOUS_LEVELS)}")
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:") or url.query.get("mode") == "memory":
+        raise ValueError("SQLite store needs a plain database file path (sqlite:///path/to/file.db)")
+    _ensure_private_file(path)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=30)
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # hand transaction control to SQLAlchemy (see the "begin" listener below)
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA synchronous = {level}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    def on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", on_connect, insert=True)
+    event.listen(engine, "begin", on_begin)
+    return engine
+
+
+def _postgres_engine(url: URL, schema: str | None, pool_size: int) -> Engine:
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    if schema is not None:
+        search_path = f'SET SESSION search_path TO "{_check_schema(schema)}"'
+
+        def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(search_path)
+            finally:
+                cursor.close()
+            dbapi_connection.autocommit = autocommit
+
+        # insert=True: run before the dialect's first-connect initialisation, which records the default
+        # schema name that reflection (and Alembic) rely on
+        event.listen(engine, "connect", on_connect, insert=True)
+    return engine
+
+
+# ------------------------------------------------------------------------------------------ statements
+
+
+def _p(name: str) -> Any:
+    return bindparam(f"p_{name}")
+
+
+def _where(table: Table, *names: str) -> ColumnElement[bool]:
+    return and_(*(table.c[n] == _p(n) for n in names))
+
+
+_KEY_FIELDS: Final = tuple(f.name for f in fields(KeyRecord))
+_KEY_PK: Final = ("account", "region", "key_id")
+_KEY_STATE_INDEX: Final = _KEY_FIELDS.index("state")
+_MATERIAL_FIELDS: Final = tuple(f.name for f in fields(MaterialRecord))
+_MATERIAL_STATE_INDEX: Final = _MATERIAL_FIELDS.index("state")
+_ALIAS_FIELDS: Final = tuple(f.name for f in fields(AliasRecord))
+_ACCESS_KEY_FIELDS: Final = tuple(f.name for f in fields(AccessKeyRecord))
+_ROOT_KEY_FIELDS: Final = tuple(f.name for f in fields(RootKeyRecord))
+
+
+class _Statements:
+    """Every statement the store runs, built once per dialect."""
+
+    def __init__(self, dialect: str) -> None:
+        if dialect == "postgresql":
+            insert: Any = pg_dialect.insert
+        elif dialect == "sqlite":
+            insert = sqlite_dialect.insert
+        else:  # pragma: no cover - create_sql_engine rejects other backends
+            raise ValueError(dialect)
+        limit = bindparam("p_limit", type_=Integer)
+
+        def plain_insert(table: Table, names: Sequence[str]) -> Any:
+            return (
+                insert(table)
+                .values({n: _p(n) for n in names})
+                .on_conflict_do_nothing()
+                .execution_options(preserve_rowcount=True)
+            )
+
+        # keys
+        key_cols = [keys.c[n] for n in _KEY_FIELDS]
+        self.get_key: Select[Any] = select(*key_cols).where(_where(keys, *_KEY_PK))
+        self.insert_key = plain_insert(keys, _KEY_FIELDS)
+        self.update_key: Update = (
+            update(keys)
+            .where(_where(keys, *_KEY_PK), keys.c.version == bindparam("p_expected_version"))
+            .values({n: _p(n) for n in _KEY_FIELDS if n not in _KEY_PK})
+        )
+        self.delete_key: Delete = delete(keys).where(_where(keys, *_KEY_PK))
+        self.delete_key_aliases: Delete = delete(aliases).where(
+            aliases.c.account == _p("account"),
+            aliases.c.region == _p("region"),
+            aliases.c.target_key_id == _p("key_id"),
+        )
+        self.delete_key_tags: Delete = delete(tags).where(_where(tags, *_KEY_PK))
+        # materials are per account and key id (multi-region replicas share them): drop them with the
+        # last key row carrying that id
+        self.delete_orphan_materials: Delete = delete(materials).where(
+            _where(materials, "account", "key_id"),
+            ~exists().where(keys.c.account == materials.c.account, keys.c.key_id == materials.c.key_id),
+        )
+        listed = select(*key_cols).where(keys.c.account == _p("account"), keys.c.region == _p("region"))
+        self.list_keys_first: Select[Any] = listed.order_by(keys.c.key_id).limit(limit)
+        self.list_keys_after: Select[Any] = (
+            listed.where(keys.c.key_id > _p("after")).order_by(keys.c.key_id).limit(limit)
+        )
+        self.keys_due_for_rotation: Select[Any] = (
+            select(*key_cols)
+            .where(
+                keys.c.state == KeyState.ENABLED.value,
+                keys.c.rotation_enabled.is_(True),
+                keys.c.next_rotation_at <= _p("now"),
+            )
+            .order_by(keys.c.next_rotation_at, keys.c.account, keys.c.region, keys.c.key_id)
+            .limit(limit)
+        )
+        self.keys_due_for_deletion: Select[Any] = (
+            select(*key_cols)
+            .where(
+                keys.c.state == KeyState.PENDING_DELETION.value,
+                keys.c.deletion_date <= _p("now"),
+            )
+            .order_by(keys.c.deletion_date, keys.c.account, keys.c.region, keys.c.key_id)
+            .limit(limit)
+        )
+        self.count_keys: Select[Any] = (
+            select(func.count()).select_from(keys).where(_where(keys, "account", "region"))
+        )
+
+        # materials
+        material_cols = [materials.c[n] for n in _MATERIAL_FIELDS]
+        next_seq = (
+            select(func.coalesce(func.max(materials.c.seq), 0) + 1)
+            .where(_where(materials, "account", "key_id"))
+            .scalar_subquery()
+        )
+        self.insert_material = (
+            insert(materials)
+            .values({**{n: _p(n) for n in _MATERIAL_FIELDS}, "seq": next_seq})
+            .on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True)
+        )
+        self.get_material: Select[Any] = select(*material_cols).where(
+            _where(materials, "account", "key_id", "material_id")
+        )
+        self.list_materials: Select[Any] = (
+            select(*material_cols)
+            .where(_where(materials, "account", "key_id"))
+            .order_by(materials.c.created_at, materials.c.seq, materials.c.material_id)
+        )
+        self.set_material_state: Update = (
+            update(materials)
+            .where(_where(materials, "account", "key_id", "material_id"))
+            .values(state=_p("state"))
+        )
+
+        # aliases
+        alias_cols = [aliases.c[n] for n in _ALIAS_FIELDS]
+        alias_pk = ("account", "region", "name")
+        self.get_alias: Select[Any] = select(*alias_cols).where(_where(aliases, *alias_pk))
+        self.insert_alias = plain_insert(aliases, _ALIAS_FIELDS)
+        self.update_alias: Update = (
+            update(aliases)
+            .where(_where(aliases, *alias_pk))
+            .values(target_key_id=_p("target_key_id"), updated_at=_p("updated_at"))
+        )
+        self.delete_alias: Delete = delete(aliases).where(_where(aliases, *alias_pk))
+        self.list_aliases: dict[tuple[bool, bool], Select[Any]] = {}
+        for by_key in (False, True):
+            for after in (False, True):
+                stmt = select(*alias_cols).where(_where(aliases, "account", "region"))
+                if by_key:
+                    stmt = stmt.where(aliases.c.target_key_id == _p("key_id"))
+                if after:
+                    stmt = stmt.where(aliases.c.name > _p("after"))
+                self.list_aliases[by_key, after] = stmt.order_by(aliases.c.name).limit(limit)
+        self.count_aliases_for_key: Select[Any] = (
+            select(func.count())
+            .select_from(aliases)
+            .where(_where(aliases, "account", "region"), aliases.c.target_key_id == _p("key_id"))
+        )
+
+        # tags
+        self.list_tags: Select[Any] = (
+            select(tags.c.tag_key, tags.c.tag_value).where(_where(tags, *_KEY_PK)).order_by(tags.c.tag_key)
+        )
+        tag_insert = insert(tags).values({n: _p(n) for n in (*_KEY_PK, "tag_key", "tag_value")})
+        self.put_tag = tag_insert.on_conflict_do_update(
+            index_elements=[tags.c.account, tags.c.region, tags.c.key_id, tags.c.tag_key],
+            set_={"tag_value": tag_insert.excluded.tag_value},
+        )
+        self.delete_tags: Delete = delete(tags).where(
+            _where(tags, *_KEY_PK), tags.c.tag_key.in_(bindparam("p_tag_keys", expanding=True))
+        )
+
+        # access keys
+        access_cols = [access_keys.c[n] for n in _ACCESS_KEY_FIELDS]
+        self.get_access_key: Select[Any] = select(*access_cols).where(_where(access_keys, "access_key_id"))
+        self.insert_access_key = plain_insert(access_keys, _ACCESS_KEY_FIELDS)
+        self.delete_access_key: Delete = delete(access_keys).where(_where(access_keys, "access_key_id"))
+        self.list_access_keys: Select[Any] = select(*access_cols).order_by(access_keys.c.access_key_id)
+
+        # root keys
+        root_cols = [root_keys.c[n] for n in _ROOT_KEY_FIELDS]
+        self.get_root_key: Select[Any] = select(*root_cols).where(_where(root_keys, "version"))
+        self.latest_root_key: Select[Any] = select(*root_cols).order_by(root_keys.c.version.desc()).limit(1)
+        self.insert_root_key = plain_insert(root_keys, _ROOT_KEY_FIELDS)
+
+        # coordination: both upserts are single atomic statements on both dialects
+        lease_insert = insert(leases).values(name=_p("name"), owner=_p("owner"), expires_at=_p("expires_at"))
+        self.acquire_lease = lease_insert.on_conflict_do_update(
+            index_elements=[leases.c.name],
+            set_={"owner": lease_insert.excluded.owner, "expires_at": lease_insert.excluded.expires_at},
+            where=or_(leases.c.expires_at <= _p("now"), leases.c.owner == lease_insert.excluded.owner),
+        ).returning(leases.c.name)
+        generation_insert = insert(generation).values(id=literal(1), n=literal(1))
+        self.bump_generation = generation_insert.on_conflict_do_update(
+            index_elements=[generation.c.id], set_={"n": generation.c.n + 1}
+        ).returning(generation.c.n)
+        self.get_generation: Select[Any] = select(generation.c.n).where(generation.c.id == 1)
+
+
+# ----------------------------------------------------------------------------------------------- rows
+
+
+def _values(row: Row[Any]) -> list[Any]:
+    return list(row)
+
+
+def _key_row(row: Row[Any]) -> KeyRecord:
+    values = list(row)
+    values[_KEY_STATE_INDEX] = KeyState(values[_KEY_STATE_INDEX])
+    return KeyRecord(*values)
+
+
+def _key_params(key: KeyRecord) -> dict[str, Any]:
+    params = {f"p_{n}": getattr(key, n) for n in _KEY_FIELDS}
+    params["p_state"] = key.state.value
+    return params
+
+
+def _material_row(row: Row[Any]) -> MaterialRecord:
+    values = list(row)
+    values[_MATERIAL_STATE_INDEX] = MaterialState(values[_MATERIAL_STATE_INDEX])
+    return MaterialRecord(*values)
+
+
+def _params(record: object, names: Sequence[str]) -> dict[str, Any]:
+    return {f"p_{n}": getattr(record, n) for n in names}
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # psycopg unique_violation
+        return True
+    return getattr(orig, "sqlite_errorname", None) in (
+        "SQLITE_CONSTRAINT_PRIMARYKEY",
+        "SQLITE_CONSTRAINT_UNIQUE",
+    )
+
+
+# ------------------------------------------------------------------------------------------------ tx
+
+
+class SqlTx:
+    """The ``Tx`` of :class:`SqlStore`: repositories bound to one open connection/transaction."""
+
+    __slots__ = ("_conn", "_q")
+
+    def __init__(self, conn: Connection, statements: _Statements) -> None:
+        self._conn = conn
+        self._q = statements
+
+    @property
+    def connection(self) -> Connection:
+        return self._conn
+
+    def _run(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
+        return self._conn.execute(stmt, params)
+
+    def _insert(self, stmt: Executable, params: Mapping[str, Any], what: str) -> None:
+        try:
+            result = self._conn.execute(stmt, params)
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise DuplicateError(what) from exc
+            raise
+        if result.rowcount == 0:  # ON CONFLICT DO NOTHING skipped the row
+            raise DuplicateError(what)
+
+    # keys
+
+    def get_key(self, account: str, region: str, key_id: str) -> KeyRecord | None:
+        row = self._run(
+            self._q.get_key, {"p_account": account, "p_region": region, "p_key_id": key_id}
+        ).first()
+        return None if row is None else _key_row(row)
+
+    def insert_key(self, key: KeyRecord) -> None:
+        self._insert(self._q.insert_key, _key_params(key), f"key {key.account}/{key.region}/{key.key_id}")
+
+    def update_key(self, key: KeyRecord, expected_version: int) -> KeyRecord:
+        params = _key_params(key)
+        params["p_version"] = expected_version + 1
+        params["p_expected_version"] = expected_version
+        if self._run(self._q.update_key, params).rowcount != 1:
+            raise ConflictError(
+                f"key {key.account}/{key.region}/{key.key_id} is not at version {expected_version}"
+            )
+        return replace(key, version=expected_version + 1)
+
+    def delete_key(self, account: str, region: str, key_id: str) -> None:
+        params = {"p_account": account, "p_region": region, "p_key_id": key_id}
+        self._run(self._q.delete_key, params)
+        self._run(self._q.delete_key_aliases, params)
+        self._run(self._q.delete_key_tags, params)
+        self._run(self._q.delete_orphan_materials, {"p_account": account, "p_key_id": key_id})
+
+    def list_keys(self, account: str, region: str, after_key_id: str | None, limit: int) -> list[KeyRecord]:
+        params: dict[str, Any] = {"p_account": account, "p_region": region, "p_limit": limit}
+        if after_key_id is None:
+            stmt = self._q.list_keys_first
+        else:
+            stmt = self._q.list_keys_after
+            params["p_after"] = after_key_id
+        return [_key_row(row) for row in self._run(stmt, params)]
+
+    def keys_due_for_rotation(self, now: float, limit: int) -> list[KeyRecord]:
+        return [
+            _key_row(r) for r in self._run(self._q.keys_due_for_rotation, {"p_now": now, "p_limit": limit})
+        ]
+
+    def keys_due_for_deletion(self, now: float, limit: int) -> list[KeyRecord]:
+        return [
+            _key_row(r) for r in self._run(self._q.keys_due_for_deletion, {"p_now": now, "p_limit": limit})
+        ]
+
+    def count_keys(self, account: str, region: str) -> int:
+        return int(self._run(self._q.count_keys, {"p_account": account, "p_region": region}).scalar_one())
+
+    # key material
+
+    def insert_material(self, material: MaterialRecord) -> None:
+        params = _params(material, _MATERIAL_FIELDS)
+        params["p_state"] = material.state.value
+        self._insert(
+            self._q.insert_material,
+            params,
+            f"material {material.account}/{material.key_id}/{material.material_id}",
+        )
+
+    def get_material(self, account: str, key_id: str, material_id: str) -> MaterialRecord | None:
+        row = self._run(
+            self._q.get_material, {"p_account": account, "p_key_id": key_id, "p_material_id": material_id}
+        ).first()
+        return None if row is None else _material_row(row)
+
+    def list_materials(self, account: str, key_id: str) -> list[MaterialRecord]:
+        rows = self._run(self._q.list_materials, {"p_account": account, "p_key_id": key_id})
+        return [_material_row(row) for row in rows]
+
+    def set_material_state(self, account: str, key_id: str, material_id: str, state: MaterialState) -> None:
+        self._run(
+            self._q.set_material_state,
+            {"p_account": account, "p_key_id": key_id, "p_material_id": material_id, "p_state": state.value},
+        )
+
+    # aliases
+
+    def get_alias(self, account: str, region: str, name: str) -> AliasRecord | None:
+        row = self._run(self._q.get_alias, {"p_account": account, "p_region": region, "p_name": name}).first()
+        return None if row is None else AliasRecord(*_values(row))
+
+    def insert_alias(self, alias: AliasRecord) -> None:
+        self._insert(
+            self._q.insert_alias,
+            _params(alias, _ALIAS_FIELDS),
+            f"alias {alias.account}/{alias.region}/{alias.name}",
+        )
+
+    def update_alias(self, alias: AliasRecord) -> None:
+        self._run(
+            self._q.update_alias, _params(alias, ("account", "region", "name", "target_key_id", "updated_at"))
+        )
+
+    def delete_alias(self, account: str, region: str, name: str) -> None:
+        self._run(self._q.delete_alias, {"p_account": account, "p_region": region, "p_name": name})
+
+    def list_aliases(
+        self, account: str, region: str, key_id: str | None, after_name: str | None, limit: int
+    ) -> list[AliasRecord]:
+        params: dict[str, Any] = {"p_account": account, "p_region": region, "p_limit": limit}
+        if key_id is not None:
+            params["p_key_id"] = key_id
+        if after_name is not None:
+            params["p_after"] = after_name
+        stmt = self._q.list_aliases[key_id is not None, after_name is not None]
+        return [AliasRecord(*_values(row)) for row in self._run(stmt, params)]
+
+    def count_aliases_for_key(self, account: str, region: str, key_id: str) -> int:
+        result = self._run(
+            self._q.count_aliases_for_key, {"p_account": account, "p_region": region, "p_key_id": key_id}
+        )
+        return int(result.scalar_one())
+
+    # tags
+
+    def list_tags(self, account: str, region: str, key_id: str) -> list[TagRecord]:
+        rows = self._run(self._q.list_tags, {"p_account": account, "p_region": region, "p_key_id": key_id})
+        return [TagRecord(*_values(row)) for row in rows]
+
+    def put_tags(self, account: str, region: str, key_id: str, tags: Sequence[TagRecord]) -> None:
+        if not tags:
+            return
+        # the last value wins when the same tag key appears twice in one call
+        values = {tag.key: tag.value for tag in tags}
+        self._conn.execute(
+            self._q.put_tag,
+            [
+                {
+                    "p_account": account,
+                    "p_region": region,
+                    "p_key_id": key_id,
+                    "p_tag_key": k,
+                    "p_tag_value": v,
+                }
+                for k, v in values.items()
+            ],
+        )
+
+    def delete_tags(self, account: str, region: str, key_id: str, tag_keys: Sequence[str]) -> None:
+        if not tag_keys:
+            return
+        self._run(
+            self._q.delete_tags,
+            {"p_account": account, "p_region": region, "p_key_id": key_id, "p_tag_keys": list(tag_keys)},
+        )
+
+    # credentials
+
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
+        row = self._run(self._q.get_access_key, {"p_access_key_id": access_key_id}).first()
+        return None if row is None else AccessKeyRecord(*_values(row))
+
+    def insert_access_key(self, record: AccessKeyRecord) -> None:
+        self._insert(
+            self._q.insert_access_key,
+            _params(record, _ACCESS_KEY_FIELDS),
+            f"access key {record.access_key_id}",
+        )
+
+    def delete_access_key(self, access_key_id: str) -> bool:
+        return self._run(self._q.delete_access_key, {"p_access_key_id": access_key_id}).rowcount > 0
+
+    def list_access_keys(self) -> list[AccessKeyRecord]:
+        return [AccessKeyRecord(*_values(row)) for row in self._run(self._q.list_access_keys)]
+
+    # root key versions
+
+    def get_root_key(self, version: int) -> RootKeyRecord | None:
+        row = self._run(self._q.get_root_key, {"p_version": version}).first()
+        return None if row is None else RootKeyRecord(*_values(row))
+
+    def latest_root_key(self) -> RootKeyRecord | None:
+        row = self._run(self._q.latest_root_key).first()
+        return None if row is None else RootKeyRecord(*_values(row))
+
+    def insert_root_key(self, record: RootKeyRecord) -> None:
+        self._insert(
+            self._q.insert_root_key, _params(record, _ROOT_KEY_FIELDS), f"root key v{record.version}"
+        )
+
+    # cluster coordination
+
+    def try_acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        params = {"p_name": name, "p_owner": owner, "p_expires_at": now + ttl, "p_now": now}
+        return self._run(self._q.acquire_lease, params).first() is not None
+
+    def bump_generation(self) -> int:
+        return int(self._run(self._q.bump_generation).scalar_one())
+
+    def get_generation(self) -> int:
+        value = self._run(self._q.get_generation).scalar_one_or_none()
+        return 0 if value is None else int(value)
+
+
+# --------------------------------------------------------------------------------------------- store
+
+
+class SqlStore:
+    """``Store`` on SQLite or PostgreSQL. The schema must exist: run
+    :func:`openkms.storage.migrate.upgrade_database` first (with the same ``schema``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        schema: str | None = None,
+        pool_size: int = 8,
+    ) -> None:
+        self._engine = create_sql_engine(
+            url, schema=schema, sqlite_synchronous=sqlite_synchronous, pool_size=pool_size
+        )
+        self._statements = _Statements(self._engine.dialect.name)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    @contextmanager
+    def tx(self) -> Iterator[SqlTx]:
+        with self._engine.begin() as conn:
+            yield SqlTx(conn, self._statements)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: SqlStore, tx: SqlTx) -> tuple[Store, Tx]:
+        return store, tx

@@ -1,0 +1,146 @@
+"""SQLAlchemy Core schema for the SQL store (SQLite and PostgreSQL).
+
+The Alembic migrations under ``migrations/versions`` must produce exactly this schema; a test compares
+the migrated database with :data:`metadata`. Enum values are stored as their string values, booleans as
+``Boolean`` without a CHECK constraint and timestamps as double-precision epoch seconds, so the same
+definitions are portable across both dialects.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# Column widths: AWS account ids are 12 digits, key ids are UUIDs or "mrk-" + 32 hex, alias names are at
+# most 256 characters, tag keys 128 and tag values 256. The margins are generous on purpose.
+ACCOUNT = 32
+REGION = 64
+KEY_ID = 64
+NAME = 256
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("account", String(ACCOUNT), primary_key=True),
+    Column("region", String(REGION), primary_key=True),
+    Column("key_id", String(KEY_ID), primary_key=True),
+    Column("created_at", Double, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("key_spec", String(64), nullable=False),
+    Column("key_usage", String(64), nullable=False),
+    Column("origin", String(64), nullable=False),
+    Column("key_manager", String(32), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("multi_region", Boolean, nullable=False),
+    Column("deletion_date", Double, nullable=True),
+    Column("pending_window_days", Integer, nullable=True),
+    Column("rotation_enabled", Boolean, nullable=False),
+    Column("rotation_period_days", Integer, nullable=True),
+    Column("next_rotation_at", Double, nullable=True),
+    Column("current_material_id", String(64), nullable=True),
+    Column("on_demand_rotations", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index(None, "next_rotation_at"),
+    Index(None, "deletion_date"),
+)
+
+materials = Table(
+    "materials",
+    metadata,
+    Column("account", String(ACCOUNT), primary_key=True),
+    Column("key_id", String(KEY_ID), primary_key=True),
+    Column("material_id", String(64), primary_key=True),
+    # insertion order within one key; breaks ties between materials created at the same timestamp
+    Column("seq", Integer, nullable=False),
+    Column("ekt", LargeBinary, nullable=True),
+    Column("root_key_version", Integer, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("rotation_type", String(32), nullable=True),
+    Column("rotation_date", Double, nullable=True),
+    Column("public_key", LargeBinary, nullable=True),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("account", String(ACCOUNT), primary_key=True),
+    Column("region", String(REGION), primary_key=True),
+    Column("name", String(NAME), primary_key=True),
+    Column("target_key_id", String(KEY_ID), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index(None, "account", "region", "target_key_id"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("account", String(ACCOUNT), primary_key=True),
+    Column("region", String(REGION), primary_key=True),
+    Column("key_id", String(KEY_ID), primary_key=True),
+    Column("tag_key", String(NAME), primary_key=True),
+    Column("tag_value", String(NAME), nullable=False),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(128), primary_key=True),
+    Column("account", String(ACCOUNT), nullable=False),
+    Column("user_name", String(NAME), nullable=False),
+    Column("principal_arn", String(2048), nullable=False),
+    Column("wrapped_secret", LargeBinary, nullable=False),
+    Column("root_key_version", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+)
+
+root_keys = Table(
+    "root_keys",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("provider", String(64), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("owner", String(NAME), nullable=False),
+    Column("expires_at", Double, nullable=False),
+)
+
+# A single row (id = 1) holding the cluster-wide change counter. The row is created on first bump.
+generation = Table(
+    "generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("n", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
