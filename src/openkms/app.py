@@ -1,4 +1,7 @@
-"""Composition root: storage, root of trust, keyring, service, API. The only module naming concrete backends."""
+"""Composition root: storage, root of trust, keyring, service, API.
+
+The only module that names concrete backends.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +26,8 @@ from openkms.rootoftrust.base import RootOfTrust
 from openkms.rootoftrust.file import FileRootOfTrust
 from openkms.service.context import Caller
 from openkms.service.core import Core
-from openkms.service.credentials import Credentials
 from openkms.service.directory import Directory
-from openkms.service.generation import LocalGeneration
+from openkms.service.generation import ClusterGenerationPoller, LocalGeneration
 from openkms.service.kms import KmsService
 from openkms.storage.base import RootKeyRecord, Store
 from openkms.storage.migrate import upgrade_database
@@ -104,7 +106,9 @@ def load_keyring(settings: Settings, store: Store) -> Keyring:
     return Keyring(root_keys, latest.version, cache_size=settings.kms.material_cache_size)
 
 
-def build_service(settings: Settings, *, store: Store | None = None, clock: Clock | None = None) -> KmsService:
+def build_service(
+    settings: Settings, *, store: Store | None = None, clock: Clock | None = None
+) -> KmsService:
     store = store or open_store(settings)
     generation = LocalGeneration(settings.data_dir / "generation")
     core = Core(
@@ -169,12 +173,29 @@ def make_handler_factory(settings: Settings) -> Callable[[], Handler]:
     return make
 
 
-def jobs_loop(settings: Settings) -> Callable[[threading.Event], None]:
-    """The master process's background work: scheduled deletion and automatic rotation, once per cluster."""
+def master_loop(settings: Settings) -> Callable[[threading.Event], None]:
+    """The master process's background work.
+
+    * Cache coherence across nodes: poll the database's change counter and bump this node's shared
+      counter when another node changed something (workers of this node see their own changes at once).
+    * Scheduled deletion and automatic rotation, run by whichever node holds the ``jobs`` lease, so they
+      happen once per cluster.
+    """
     owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def run(stop: threading.Event) -> None:
         service = build_service(settings)
+        store = service.core.store
+
+        def read_generation() -> int:
+            with store.tx() as tx:
+                return tx.get_generation()
+
+        poller = ClusterGenerationPoller(read_generation, service.core.directory.generation)
+        threading.Thread(target=poller.run, args=(stop,), name="openkms-generation", daemon=True).start()
+        if not settings.jobs.enabled:
+            stop.wait()
+            return
         interval = settings.jobs.interval_seconds
         while not stop.wait(interval):
             now = service.core.clock.now()

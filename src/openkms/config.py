@@ -89,7 +89,9 @@ class Settings:
 
     @property
     def root_key_file(self) -> Path:
-        return Path(self.root_of_trust.key_file) if self.root_of_trust.key_file else self.data_dir / "root.key"
+        return (
+            Path(self.root_of_trust.key_file) if self.root_of_trust.key_file else self.data_dir / "root.key"
+        )
 
     @property
     def bootstrap_credentials_file(self) -> Path:

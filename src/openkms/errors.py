@@ -3,8 +3,9 @@
 Tree::
 
     KMSError                         code, HTTP status, client-safe message
-    ├── client faults (400)          every modelled KMS exception, validation and authentication errors
-    └── server faults (500/503)      KMSInternalException, KeyUnavailableException, DependencyTimeoutException,
+    ├── client faults (400)          modelled KMS exceptions, validation and authentication errors
+    └── server faults (500/503)      KMSInternalException, KeyUnavailableException,
+                                     DependencyTimeoutException,
                                      ServiceUnavailable, InternalFailure
 
 The message of a ``KMSError`` is sent to the client verbatim, so it must never contain plaintext, key

@@ -104,8 +104,8 @@ def test_missing_required_member(raw: Raw) -> None:
     status, resp, _ = raw.call("Encrypt", b'{"KeyId": "alias/x"}')
     assert (status, resp["__type"]) == (400, "ValidationException")
     assert resp["message"] == (
-        "1 validation error detected: Value null at 'plaintext' failed to satisfy constraint: Member must not be null"
-    ) or "Member must not be null" in resp["message"]
+        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must not be null"
+    )
 
 
 def test_unknown_and_missing_target(raw: Raw) -> None:

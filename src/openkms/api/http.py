@@ -579,7 +579,7 @@ class HttpProtocol(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the response in progress."""
         self._closing = True
-        if not (self._busy or self._queue or self._in_message or self._fatal is not None or self._lingering):
+        if self._lingering or not (self._busy or self._queue or self._in_message or self._fatal is not None):
             self._close()
 
     def abort(self) -> None:

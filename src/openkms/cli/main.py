@@ -29,7 +29,9 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 
 @click.group()
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory (default ./data).")
-@click.option("--config", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="TOML config file.")
+@click.option(
+    "--config", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="TOML config file."
+)
 @click.version_option(package_name="openkms")
 def main(data_dir: Path | None, config: Path | None) -> None:
     """openkms: a self-hosted key management service that speaks the AWS KMS API."""
@@ -67,12 +69,13 @@ def init(ctx: click.Context, account: str | None) -> None:
 def server(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the KMS endpoint (initializes a fresh data directory first)."""
     from openkms.api.server import serve
-    from openkms.app import initialize, jobs_loop, make_handler_factory, server_limits, tls_context
+    from openkms.app import initialize, make_handler_factory, master_loop, server_limits, tls_context
 
     settings = _settings(ctx, **{"server.host": host, "server.port": port, "server.workers": workers})
     logging.basicConfig(
         level=settings.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cred = initialize(settings)
     if cred is not None:
         _print_bootstrap(cred)
@@ -91,7 +94,7 @@ def server(ctx: click.Context, host: str | None, port: int | None, workers: int 
         limits=server_limits(settings),
         ssl_context=tls_context(settings),
         on_listening=listening,
-        master_task=jobs_loop(settings) if settings.jobs.enabled else None,
+        master_task=master_loop(settings),
     )
 
 

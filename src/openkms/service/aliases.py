@@ -29,7 +29,9 @@ class Aliases:
         key = self.core.resolve(ctx, p["TargetKeyId"], allow_alias=False, action="CreateAlias")
         check_state(StateRule.METADATA, key.state, self.core.arn(key))
         record = AliasRecord(ctx.caller.account, ctx.region, name, key.key_id, ctx.now, ctx.now)
-        exists = errors.AlreadyExistsException(f"An alias with the name {self.core.alias_arn(ctx, name)} already exists")
+        exists = errors.AlreadyExistsException(
+            f"An alias with the name {self.core.alias_arn(ctx, name)} already exists"
+        )
         try:
             with self.core.store.tx() as tx:
                 if tx.get_alias(record.account, record.region, name) is not None:
@@ -56,7 +58,10 @@ class Aliases:
                 f"{self.core.arn(current)} of {name}."
             )
         with self.core.changing() as tx:
-            if tx.count_aliases_for_key(new_target.account, new_target.region, new_target.key_id) >= MAX_ALIASES_PER_KEY:
+            if (
+                tx.count_aliases_for_key(new_target.account, new_target.region, new_target.key_id)
+                >= MAX_ALIASES_PER_KEY
+            ):
                 raise errors.LimitExceededException(
                     f"Cannot create more than {MAX_ALIASES_PER_KEY} aliases for {self.core.arn(new_target)}."
                 )

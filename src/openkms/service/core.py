@@ -49,7 +49,9 @@ class Core:
         if ref.alias_name is not None:
             alias = self.directory.alias(account, ctx.region, ref.alias_name)
             if alias is None:
-                raise errors.NotFoundException(f"Alias {self.alias_arn(ctx, ref.alias_name, account)} is not found.")
+                raise errors.NotFoundException(
+                    f"Alias {self.alias_arn(ctx, ref.alias_name, account)} is not found."
+                )
             key_id = alias.target_key_id
         else:
             assert ref.key_id is not None
@@ -71,7 +73,12 @@ class Core:
         if material.ekt is None:
             raise errors.KMSInvalidStateException(f"{self.arn(key)} is pending import.")
         return self.keyring.unwrap_material(
-            key.account, key.key_id, material.material_id, key.key_spec, material.ekt, material.root_key_version
+            key.account,
+            key.key_id,
+            material.material_id,
+            key.key_spec,
+            material.ekt,
+            material.root_key_version,
         )
 
     # --- writes ------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ class Credential:
     principal_arn: str
     user_name: str
 
+
 _PURPOSE = "access-key-secret"
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{3,128}\Z")
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}\Z")
@@ -60,7 +61,9 @@ class Credentials:
         if not _ACCOUNT.match(account):
             raise CredentialError("the account id must be 12 digits")
         if not _USER_NAME.match(user_name):
-            raise CredentialError("the user name may contain letters, digits and +=,.@_- (1 to 64 characters)")
+            raise CredentialError(
+                "the user name may contain letters, digits and +=,.@_- (1 to 64 characters)"
+            )
         access_key_id = access_key_id or "AKIA" + "".join(secrets.choice(_BASE32) for _ in range(16))
         if not _ACCESS_KEY_ID.match(access_key_id):
             raise CredentialError("the access key id must be 3 to 128 letters or digits")

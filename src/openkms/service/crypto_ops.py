@@ -53,7 +53,9 @@ class CryptoOps:
         self.core = core
 
     # --- shared steps ----------------------------------------------------------------------------------
-    def _encrypt_key(self, ctx: RequestContext, key_id: str, operation: str, algorithm: str | None) -> KeyRecord:
+    def _encrypt_key(
+        self, ctx: RequestContext, key_id: str, operation: str, algorithm: str | None
+    ) -> KeyRecord:
         key = self.core.resolve(ctx, key_id, allow_alias=True, action=operation)
         arn = self.core.arn(key)
         check_state(StateRule.CRYPTO, key.state, arn)
@@ -162,7 +164,9 @@ class CryptoOps:
         source_context = encoded_context(p.get("SourceEncryptionContext"))
         destination_context = encoded_context(p.get("DestinationEncryptionContext"))
         if "IGNORE_CIPHERTEXT" in p.get("DryRunModifiers", ()):
-            self._encrypt_key(ctx, p["DestinationKeyId"], "ReEncrypt", p.get("DestinationEncryptionAlgorithm"))
+            self._encrypt_key(
+                ctx, p["DestinationKeyId"], "ReEncrypt", p.get("DestinationEncryptionAlgorithm")
+            )
             return self._dry_run_without_ciphertext(ctx, p.get("SourceKeyId"), "ReEncrypt", p.get("DryRun"))
         source, header = self._open(
             ctx,
@@ -206,7 +210,11 @@ class CryptoOps:
             raise errors.dry_run()
         plaintext = random_bytes(size)
         blob, material_id = self._seal(key, plaintext, context)
-        result: dict[str, Any] = {"CiphertextBlob": blob, "KeyId": self.core.arn(key), "KeyMaterialId": material_id}
+        result: dict[str, Any] = {
+            "CiphertextBlob": blob,
+            "KeyId": self.core.arn(key),
+            "KeyMaterialId": material_id,
+        }
         if with_plaintext:
             result["Plaintext"] = plaintext
         return result
@@ -225,7 +233,9 @@ class CryptoOps:
         if not dry_run:
             raise errors.ValidationException("DryRunModifiers can only be used when DryRun is true.")
         if key_id is None:
-            raise errors.ValidationException("KeyId is required when DryRunModifiers includes IGNORE_CIPHERTEXT.")
+            raise errors.ValidationException(
+                "KeyId is required when DryRunModifiers includes IGNORE_CIPHERTEXT."
+            )
         key = self.core.resolve(ctx, key_id, allow_alias=True, action=operation)
         check_state(StateRule.CRYPTO, key.state, self.core.arn(key))
         raise errors.dry_run()

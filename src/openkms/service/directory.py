@@ -13,12 +13,12 @@ on two rules:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import TypeVar
 
 from openkms.service.generation import LocalGeneration
 from openkms.storage.base import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord, Store
 
+K = TypeVar("K")
 T = TypeVar("T")
 _MAX_ENTRIES = 100_000
 
@@ -45,46 +45,55 @@ class Directory:
                 self._seen = current
         return current
 
-    def _cached(self, cache: dict[tuple[str, ...], T] | dict[str, T], key: object, load: Callable[[], T | None]) -> T | None:
-        before = self._refresh()
-        value = cache.get(key)  # type: ignore[call-overload]
-        if value is not None:
-            return value
-        value = load()
-        if value is not None and self._generation.current() == before:
+    def _remember(self, cache: dict[K, T], key: K, value: T | None, generation: int) -> None:
+        # Only cache what was read under an unchanged generation (see the module docstring).
+        if value is not None and self._generation.current() == generation:
             if len(cache) >= _MAX_ENTRIES:
                 cache.clear()
-            cache[key] = value  # type: ignore[index]
-        return value
+            cache[key] = value
 
     def key(self, account: str, region: str, key_id: str) -> KeyRecord | None:
-        def load() -> KeyRecord | None:
+        generation = self._refresh()
+        cache_key = (account, region, key_id)
+        found = self._keys.get(cache_key)
+        if found is None:
             with self._store.tx() as tx:
-                return tx.get_key(account, region, key_id)
-
-        return self._cached(self._keys, (account, region, key_id), load)
+                found = tx.get_key(account, region, key_id)
+            self._remember(self._keys, cache_key, found, generation)
+        return found
 
     def alias(self, account: str, region: str, name: str) -> AliasRecord | None:
-        def load() -> AliasRecord | None:
+        generation = self._refresh()
+        cache_key = (account, region, name)
+        found = self._aliases.get(cache_key)
+        if found is None:
             with self._store.tx() as tx:
-                return tx.get_alias(account, region, name)
-
-        return self._cached(self._aliases, (account, region, name), load)
+                found = tx.get_alias(account, region, name)
+            self._remember(self._aliases, cache_key, found, generation)
+        return found
 
     def materials(self, account: str, key_id: str) -> dict[str, MaterialRecord]:
-        def load() -> dict[str, MaterialRecord] | None:
+        generation = self._refresh()
+        cache_key = (account, key_id)
+        found = self._materials.get(cache_key)
+        if found is None:
             with self._store.tx() as tx:
-                rows = tx.list_materials(account, key_id)
-            return {m.material_id: m for m in rows} or None
-
-        return self._cached(self._materials, (account, key_id), load) or {}
+                found = {m.material_id: m for m in tx.list_materials(account, key_id)}
+            self._remember(self._materials, cache_key, found or None, generation)
+        return found
 
     def access_key(self, access_key_id: str) -> AccessKeyRecord | None:
-        def load() -> AccessKeyRecord | None:
+        generation = self._refresh()
+        found = self._access_keys.get(access_key_id)
+        if found is None:
             with self._store.tx() as tx:
-                return tx.get_access_key(access_key_id)
+                found = tx.get_access_key(access_key_id)
+            self._remember(self._access_keys, access_key_id, found, generation)
+        return found
 
-        return self._cached(self._access_keys, access_key_id, load)
+    @property
+    def generation(self) -> LocalGeneration:
+        return self._generation
 
     def changed(self) -> None:
         """Call after committing a change to an existing key, alias, material or credential."""

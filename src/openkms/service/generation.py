@@ -10,6 +10,7 @@ counter (``Store.get_generation``), see ``ClusterGenerationPoller``.
 from __future__ import annotations
 
 import fcntl
+import logging
 import mmap
 import os
 import struct
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+log = logging.getLogger("openkms.generation")
 _FORMAT = "<Q"
 _SIZE = 8
 
@@ -52,7 +54,9 @@ class LocalGeneration:
 class ClusterGenerationPoller:
     """Bumps the local counter when the database counter moved (a change made on another node)."""
 
-    def __init__(self, read_cluster: Callable[[], int], local: LocalGeneration, interval: float = 1.0) -> None:
+    def __init__(
+        self, read_cluster: Callable[[], int], local: LocalGeneration, interval: float = 1.0
+    ) -> None:
         self._read = read_cluster
         self._local = local
         self._interval = interval
@@ -62,7 +66,8 @@ class ClusterGenerationPoller:
         while not stop.wait(self._interval):
             try:
                 value = self._read()
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the poller
+            except Exception:  # a database hiccup must not kill the poller
+                log.warning("could not read the cluster generation", exc_info=True)
                 continue
             if self._seen is not None and value != self._seen:
                 self._local.bump()

@@ -75,11 +75,17 @@ class Keys:
         if origin in ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE") or "CustomKeyStoreId" in p or "XksKeyId" in p:
             raise errors.CustomKeyStoreNotFoundException("Custom key stores are not available in openkms.")
         if spec not in SUPPORTED_SPECS:
-            raise errors.UnsupportedOperationException(f"KeySpec {spec} is not supported by this openkms release.")
+            raise errors.UnsupportedOperationException(
+                f"KeySpec {spec} is not supported by this openkms release."
+            )
         if origin != "AWS_KMS":
-            raise errors.UnsupportedOperationException(f"Origin {origin} is not supported by this openkms release.")
+            raise errors.UnsupportedOperationException(
+                f"Origin {origin} is not supported by this openkms release."
+            )
         if p.get("MultiRegion"):
-            raise errors.UnsupportedOperationException("Multi-Region keys are not supported by this openkms release.")
+            raise errors.UnsupportedOperationException(
+                "Multi-Region keys are not supported by this openkms release."
+            )
         policy = p.get("Policy")
         if policy is None:
             policy = default_policy(self.core.partition, ctx.caller.account)
@@ -90,7 +96,9 @@ class Keys:
         key_id = new_key_id()
         material_id = new_material_id().hex()
         secret = generate_symmetric_material()
-        ekt, root_version = self.core.keyring.wrap_material(ctx.caller.account, key_id, material_id, spec, secret)
+        ekt, root_version = self.core.keyring.wrap_material(
+            ctx.caller.account, key_id, material_id, spec, secret
+        )
         key = KeyRecord(
             account=ctx.caller.account,
             region=ctx.region,
@@ -116,7 +124,9 @@ class Keys:
         )
         with self.core.store.tx() as tx:
             if tx.count_keys(key.account, key.region) >= MAX_KEYS_PER_REGION:
-                raise errors.LimitExceededException("The number of keys in this Region has reached its limit.")
+                raise errors.LimitExceededException(
+                    "The number of keys in this Region has reached its limit."
+                )
             tx.insert_key(key)
             tx.insert_material(material)
             if tags:
@@ -170,7 +180,9 @@ class Keys:
         return self._set_enabled(ctx, p, enabled=False)
 
     def _set_enabled(self, ctx: RequestContext, p: Params, *, enabled: bool) -> Result:
-        key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="EnableKey" if enabled else "DisableKey")
+        key = self.core.resolve(
+            ctx, p["KeyId"], allow_alias=False, action="EnableKey" if enabled else "DisableKey"
+        )
         with self.core.changing() as tx:
             current = self.core.reload(tx, key)
             check_state(StateRule.ENABLE_DISABLE, current.state, self.core.arn(key))
@@ -188,10 +200,16 @@ class Keys:
             check_state(StateRule.SCHEDULE_DELETION, current.state, arn)
             if not 7 <= window <= 30:
                 # [unverified] wording: AWS only documents the 7-30 range; pinned by a test.
-                raise errors.ValidationException(f"PendingWindowInDays should be between 7 and 30, but it is {window}")
+                raise errors.ValidationException(
+                    f"PendingWindowInDays should be between 7 and 30, but it is {window}"
+                )
             deletion_date = ctx.now + window * DAY
             self.core.update_key(
-                tx, current, state=KeyState.PENDING_DELETION, deletion_date=deletion_date, pending_window_days=window
+                tx,
+                current,
+                state=KeyState.PENDING_DELETION,
+                deletion_date=deletion_date,
+                pending_window_days=window,
             )
         return {
             "KeyId": arn,

@@ -37,4 +37,3 @@ class Markers:
         if len(tag) != _TAG or not constant_time_equal(tag, expected):
             raise errors.InvalidMarkerException("The marker is invalid.")
         return raw.decode("utf-8")
-

@@ -30,9 +30,13 @@ class Rotation:
         arn = self.core.arn(key)
         check_state(rule, key.state, arn)
         if key.key_spec != "SYMMETRIC_DEFAULT":
-            raise errors.UnsupportedOperationException(f"{arn} key spec {key.key_spec} does not support rotation.")
+            raise errors.UnsupportedOperationException(
+                f"{arn} key spec {key.key_spec} does not support rotation."
+            )
         if key.origin != "AWS_KMS":
-            raise errors.UnsupportedOperationException(f"{arn} origin is {key.origin} which is not valid for this operation.")
+            raise errors.UnsupportedOperationException(
+                f"{arn} origin is {key.origin} which is not valid for this operation."
+            )
 
     def enable_key_rotation(self, ctx: RequestContext, p: Params) -> Result:
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="EnableKeyRotation")
@@ -75,7 +79,9 @@ class Rotation:
         if key.key_spec != "SYMMETRIC_DEFAULT":
             raise errors.UnsupportedOperationException("")
         if key.origin != "AWS_KMS":
-            raise errors.UnsupportedOperationException(f"{arn} origin is {key.origin} which is not valid for this operation.")
+            raise errors.UnsupportedOperationException(
+                f"{arn} origin is {key.origin} which is not valid for this operation."
+            )
         with self.core.changing() as tx:
             current = self.core.reload(tx, key)
             check_state(StateRule.ROTATE_ON_DEMAND, current.state, arn)
@@ -90,16 +96,20 @@ class Rotation:
                 and current.next_rotation_at - ctx.now < CONFLICT_WINDOW
             ):
                 raise errors.ConflictException(
-                    f"An automatic rotation of {arn} is in progress or due within 20 minutes. Try again later."
+                    f"An automatic rotation of {arn} is in progress or due within 20 minutes."
                 )
-            self._add_material(tx, current, ctx.now, "ON_DEMAND", on_demand_rotations=current.on_demand_rotations + 1)
+            self._add_material(
+                tx, current, ctx.now, "ON_DEMAND", on_demand_rotations=current.on_demand_rotations + 1
+            )
         return {"KeyId": arn}
 
     def list_key_rotations(self, ctx: RequestContext, p: Params) -> Result:
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="ListKeyRotations")
         arn = self.core.arn(key)
         if key.key_spec != "SYMMETRIC_DEFAULT":
-            raise errors.UnsupportedOperationException(f"{arn} key spec {key.key_spec} does not support rotation.")
+            raise errors.UnsupportedOperationException(
+                f"{arn} key spec {key.key_spec} does not support rotation."
+            )
         include_all = p.get("IncludeKeyMaterial", "ROTATIONS_ONLY") == "ALL_KEY_MATERIAL"
         scope = f"rotations|{arn}|{int(include_all)}"
         after = self.markers.read(scope, p.get("Marker"))
@@ -145,7 +155,9 @@ class Rotation:
                 )
         return rotated
 
-    def _add_material(self, tx: Tx, key: KeyRecord, now: float, rotation_type: str, **changes: object) -> KeyRecord:
+    def _add_material(
+        self, tx: Tx, key: KeyRecord, now: float, rotation_type: str, **changes: object
+    ) -> KeyRecord:
         material_id = new_material_id().hex()
         ekt, root_version = self.core.keyring.wrap_material(
             key.account, key.key_id, material_id, key.key_spec, generate_symmetric_material()

@@ -1,0 +1,79 @@
+"""Several worker processes on one database: a change made through one worker is seen by every other
+worker before the response to the change is returned (no stale caches)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import client
+from tests.support.servers import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def multi(deployment) -> Iterator[ServerProcess]:
+    proc = ServerProcess(deployment, workers=2)
+    yield proc
+    assert proc.stop() == 0, proc.log
+
+
+def fresh_clients(url: str, n: int) -> list:
+    # Each client opens its own connections, so the kernel spreads them over both workers' accept queues.
+    return [client(url) for _ in range(n)]
+
+
+def test_state_changes_are_visible_on_every_worker(multi: ServerProcess) -> None:
+    admin = client(multi.url)
+    key_id = admin.create_key()["KeyMetadata"]["KeyId"]
+    clients = fresh_clients(multi.url, 12)
+    for c in clients:  # warm every worker's caches with the Enabled key
+        c.encrypt(KeyId=key_id, Plaintext=b"warm")
+    admin.disable_key(KeyId=key_id)
+    for c in clients + fresh_clients(multi.url, 12):
+        with pytest.raises(ClientError) as e:
+            c.encrypt(KeyId=key_id, Plaintext=b"x")
+        assert e.value.response["Error"]["Code"] == "DisabledException"
+    admin.enable_key(KeyId=key_id)
+    for c in clients:
+        assert c.encrypt(KeyId=key_id, Plaintext=b"x")["KeyId"].endswith(key_id)
+
+
+def test_alias_retarget_is_visible_on_every_worker(multi: ServerProcess) -> None:
+    admin = client(multi.url)
+    first = admin.create_key()["KeyMetadata"]["Arn"]
+    second = admin.create_key()["KeyMetadata"]["Arn"]
+    admin.create_alias(AliasName="alias/workers", TargetKeyId=first)
+    clients = fresh_clients(multi.url, 12)
+    for c in clients:
+        assert c.encrypt(KeyId="alias/workers", Plaintext=b"x")["KeyId"] == first
+    admin.update_alias(AliasName="alias/workers", TargetKeyId=second)
+    for c in clients:
+        assert c.encrypt(KeyId="alias/workers", Plaintext=b"x")["KeyId"] == second
+
+
+def test_deleted_access_key_is_rejected_by_every_worker(multi: ServerProcess, deployment) -> None:
+    deployment.add_access_key("123456789012", "AKIATEMPORARY0000001", "tempsecret")
+    clients = [client(multi.url, "AKIATEMPORARY0000001", "tempsecret") for _ in range(12)]
+    for c in clients:
+        c.list_keys(Limit=1)
+    deployment.cli("admin", "delete-access-key", "AKIATEMPORARY0000001")
+    for c in clients:
+        with pytest.raises(ClientError) as e:
+            c.list_keys(Limit=1)
+        assert e.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_concurrent_creates_from_many_clients(multi: ServerProcess) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = fresh_clients(multi.url, 8)
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda c: [c.create_key()["KeyMetadata"]["KeyId"] for _ in range(10)], clients))
+    flat = [k for batch in ids for k in batch]
+    assert len(set(flat)) == 80
+    admin = client(multi.url)
+    for key_id in flat[::7]:
+        blob = admin.encrypt(KeyId=key_id, Plaintext=b"v")["CiphertextBlob"]
+        assert admin.decrypt(CiphertextBlob=blob)["Plaintext"] == b"v"
