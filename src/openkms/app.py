@@ -121,6 +121,16 @@ def build_service(
     return KmsService(core)
 
 
+def preflight(settings: Settings) -> None:
+    """Open the store and unwrap the root keys once, so a misconfigured node fails before serving."""
+    store = open_store(settings)
+    try:
+        load_keyring(settings, store)
+    finally:
+        store.close()
+    tls_context(settings)
+
+
 def build_api(settings: Settings, service: KmsService) -> KmsApi:
     credentials = service.credentials
 

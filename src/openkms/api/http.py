@@ -102,53 +102,40 @@ _CLOSE, _KEEP, _KEEP_10 = 0, 1, 2
 _PHASE_NONE, _PHASE_IDLE, _PHASE_HEAD, _PHASE_BODY, _PHASE_LINGER = range(5)
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
-_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
-_CONN_CLOSE = b"Connection: close\r\n"
-_CONN_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+_STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
+_CONNECTION = {_CLOSE: "Connection: close\r\n", _KEEP: "", _KEEP_10: "Connection: keep-alive\r\n"}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_SPECIAL_LENGTHS = frozenset(len(name) for name in ("content-length", "transfer-encoding", "expect"))
 
 _monotonic = time.monotonic
 _date_second = -1
-_date_line = b""
+_date_line = ""
 
 
-def _date_header() -> bytes:
+def _date_header() -> str:
     """The ``Date`` header line (RFC 7231 IMF-fixdate), formatted at most once per second."""
     global _date_second, _date_line
     second = int(time.time())
     if second != _date_second:
-        _date_line = b"Date: " + formatdate(second, usegmt=True).encode() + b"\r\n"
+        _date_line = f"Date: {formatdate(second, usegmt=True)}\r\n"
         _date_second = second
     return _date_line
 
 
-def _serialize(response: HttpResponse, head_only: bool, last: bool, mode: int) -> bytes:
+def _serialize(response: HttpResponse, head_only: bool, mode: int) -> bytes:
     """The bytes of a response; ``ValueError`` if a header would split the response (CR/LF)."""
     status_line = _STATUS_LINES.get(response.status)
     if status_line is None:
-        if not 100 <= response.status <= 599:
+        if type(response.status) is not int or not 100 <= response.status <= 599:
             raise ValueError("status code out of range")
-        status_line = b"HTTP/1.1 %d Unknown\r\n" % response.status
+        status_line = f"HTTP/1.1 {response.status} Unknown\r\n"
     headers = response.headers
-    head = b""
-    if headers:
-        text = "".join([f"{name}: {value}\r\n" for name, value in headers])
-        if text.count("\n") != len(headers) or text.count("\r") != len(headers):
-            raise ValueError("CR or LF inside a response header")
-        head = text.encode("latin-1")
+    text = "".join([f"{name}: {value}\r\n" for name, value in headers])
+    if text.count("\n") != len(headers) or text.count("\r") != len(headers):
+        raise ValueError("CR or LF inside a response header")
     body = response.body
-    connection = _CONN_CLOSE if last else _CONN_KEEP_ALIVE if mode == _KEEP_10 else b""
-    return b"".join(
-        (
-            status_line,
-            head,
-            _date_header(),
-            b"Content-Length: %d\r\n" % len(body),
-            connection,
-            b"\r\n",
-            b"" if head_only else body,
-        )
-    )
+    head = f"{status_line}{text}{_date_header()}Content-Length: {len(body)}\r\n{_CONNECTION[mode]}\r\n"
+    return b"".join((head.encode("latin-1"), b"" if head_only else body))
 
 
 def _peer_ip(peername: object) -> str:
@@ -170,30 +157,32 @@ class _Abort(Exception):
 
 class HttpServerState:
     """What the connections of one server in one process share: the handler, the limits, the set of
-    open connections (for ``max_connections`` and graceful shutdown) and the deadline sweeper."""
+    open connections (for ``max_connections`` and graceful shutdown), and the deadline sweeper with
+    its coarse clock ``now`` (deadlines are checked every ``interval`` <= a quarter of the shortest
+    timeout, so they may fire up to one interval early or late)."""
 
     def __init__(self, handler: Handler, limits: ServerLimits, *, tls: bool = False) -> None:
         self.handler = handler
         self.limits = limits
         self.tls = tls
         self.connections: set[HttpProtocol] = set()
-        self._sweeper: asyncio.TimerHandle | None = None
+        self.now = _monotonic()
         shortest = min(limits.header_timeout, limits.body_timeout, limits.keepalive_timeout)
-        self._interval = min(1.0, max(0.02, shortest / 4))
+        self.interval = min(1.0, max(0.02, shortest / 4))
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def protocol_factory(self) -> HttpProtocol:
         return HttpProtocol(self)
 
     def start(self) -> None:
         """Start the deadline sweeper on the running loop."""
-        self._sweeper = asyncio.get_running_loop().call_later(self._interval, self._sweep)
+        self._sweep()
 
     def _sweep(self) -> None:
-        now = _monotonic()
-        for connection in list(self.connections):
-            if now >= connection.deadline:
-                connection.deadline_passed()
-        self._sweeper = asyncio.get_running_loop().call_later(self._interval, self._sweep)
+        self.now = now = _monotonic()
+        for connection in [c for c in self.connections if now >= c.deadline]:
+            connection.deadline_passed()
+        self._sweeper = asyncio.get_running_loop().call_later(self.interval, self._sweep)
 
     def begin_shutdown(self) -> None:
         """Close idle connections now; busy ones close after the response in progress."""
@@ -215,7 +204,12 @@ class HttpServerState:
 
 
 class HttpProtocol(asyncio.Protocol):
-    """One HTTP/1.x connection. The parser callbacks (``on_*``) are called by httptools."""
+    """One HTTP/1.x connection. The parser callbacks (``on_*``) are called by httptools.
+
+    The hot path (a whole request in one read, a synchronous handler) runs: ``data_received`` ->
+    parser callbacks -> ``_drain`` -> handler -> ``_respond`` (one write) -> ``_settle``, with no task,
+    no timer and no clock read beyond the ``Date`` cache.
+    """
 
     __slots__ = (
         "_body",
@@ -228,9 +222,10 @@ class HttpProtocol(asyncio.Protocol):
         "_discarded",
         "_expect_continue",
         "_fatal",
+        "_feed_len",
         "_handler",
+        "_head_bound",
         "_head_raw",
-        "_head_size",
         "_headers",
         "_in_flight",
         "_in_head",
@@ -243,6 +238,7 @@ class HttpProtocol(asyncio.Protocol):
         "_peer",
         "_phase",
         "_queue",
+        "_raw_headers",
         "_read_paused",
         "_responded",
         "_state",
@@ -263,13 +259,18 @@ class HttpProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._peer = ""
-        # the message being parsed
+        # The message being parsed. A message begins with its first ``on_url``; its fields are reset
+        # when it completes, so they are clean when the next one begins.
         self._in_message = self._in_head = False
         self._url = b""
+        self._raw_headers: list[tuple[bytes, bytes]] = []
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
-        self._body_len = self._head_size = self._head_raw = self._content_length = 0
+        self._body_len = self._content_length = 0
         self._declared_body = self._expect_continue = False
+        # Header block size: ``_head_bound`` >= its size (the reads that carried it), ``_head_raw`` <= its
+        # size (reads entirely inside it). The exact size is only computed when the bound exceeds the limit.
+        self._feed_len = self._head_bound = self._head_raw = 0
         # requests parsed but not answered, and the one being answered by a task
         self._queue: deque[tuple[HttpRequest, int]] = deque()
         self._busy = False
@@ -284,6 +285,7 @@ class HttpProtocol(asyncio.Protocol):
         self._lingering = False  # error answered, write side shut, discarding input
         self._dead = False  # transport closed or closing
         self._discarded = 0
+        # what ``deadline`` guards: idle connection, header block, body, or lingering after an error
         self._phase = _PHASE_IDLE
         self.deadline = _INF
 
@@ -293,7 +295,7 @@ class HttpProtocol(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         state = self._state
         if len(state.connections) >= self._limits.max_connections:
-            self._transport.write(_serialize(error_response(TOO_MANY_CONNECTIONS), False, True, _CLOSE))
+            self._transport.write(_serialize(error_response(TOO_MANY_CONNECTIONS), False, _CLOSE))
             self._close()
             return
         state.connections.add(self)
@@ -311,8 +313,11 @@ class HttpProtocol(asyncio.Protocol):
         if self._fatal is not None or self._lingering or self._dead or self._input_done:
             self._discard(len(data))
             return
+        size = self._feed_len = len(data)
         was_in_head = self._in_head
-        headers = self._headers  # replaced when a new message begins
+        if was_in_head:
+            self._head_bound += size
+        raw_headers = self._raw_headers  # replaced when a message completes
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -320,12 +325,8 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._parse_failed(exc)
         else:
-            if was_in_head and self._in_head and self._headers is headers:
-                # The whole read was inside one header block; httptools buffers a header it has
-                # not seen the end of, so count such reads too.
-                self._head_raw += len(data)
-                if self._head_raw > self._limits.max_header_bytes:
-                    self._set_fatal(HEADERS_TOO_LARGE)
+            if self._in_message:
+                self._partial_message(was_in_head and self._raw_headers is raw_headers, size)
         self._drain()
 
     def eof_received(self) -> bool:
@@ -346,42 +347,37 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- httptools callbacks ---
 
-    def on_message_begin(self) -> None:
-        self._in_message = self._in_head = True
-        self._url = b""
-        self._headers = []
-        self._body = []
-        self._body_len = self._head_size = self._head_raw = self._content_length = 0
-        self._declared_body = self._expect_continue = False
-        self._phase = _PHASE_HEAD
-        self.deadline = _monotonic() + self._limits.header_timeout
-
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        self._head_size += len(url) + 20  # method, version, separators
-        if self._head_size > self._limits.max_header_bytes:
-            raise _Abort(HEADERS_TOO_LARGE)
+        if self._in_message:
+            self._url += url
+        else:
+            self._in_message = self._in_head = True
+            self._url = url
+            self._head_bound = self._feed_len
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self._limits.max_header_bytes:
-            raise _Abort(HEADERS_TOO_LARGE)
-        key = name.decode("latin-1").lower()
-        if key == "content-length":
-            self._content_length = int(value)  # llhttp has checked the digits
-            self._declared_body = self._content_length > 0
-        elif key == "transfer-encoding":
-            self._declared_body = True
-        elif key == "expect":
-            self._expect_continue = value.lower() == b"100-continue"
-        self._headers.append((key, value.decode("latin-1")))
+        self._raw_headers.append((name, value))
+        if len(name) in _SPECIAL_LENGTHS:  # a cheap filter: most headers are none of these
+            key = name.lower()
+            if key == b"content-length":
+                self._content_length = int(value)  # llhttp has checked the digits
+                self._declared_body = self._content_length > 0
+            elif key == b"transfer-encoding":
+                self._declared_body = True
+            elif key == b"expect":
+                self._expect_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        if self._content_length > self._limits.max_body_bytes:
+        raw = self._raw_headers
+        limits = self._limits
+        if self._head_bound > limits.max_header_bytes:
+            size = len(self._url) + 20 + sum([len(name) + len(value) + 4 for name, value in raw])
+            if size > limits.max_header_bytes:
+                raise _Abort(HEADERS_TOO_LARGE)
+        if self._content_length > limits.max_body_bytes:
             raise _Abort(BODY_TOO_LARGE)  # before reading any of it
-        self._phase = _PHASE_BODY
-        self.deadline = _monotonic() + self._limits.body_timeout
+        self._headers = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
         if self._expect_continue and not self._busy and not self._queue and self._transport is not None:
             self._transport.write(_CONTINUE)  # only when no earlier response is still owed
 
@@ -409,7 +405,12 @@ class HttpProtocol(asyncio.Protocol):
         else:
             mode = _CLOSE
         self._queue.append((request, mode))
+        # reset for the next message
         self._in_message = False
+        self._raw_headers = []
+        self._body = []
+        self._body_len = self._content_length = self._head_raw = 0
+        self._declared_body = self._expect_continue = False
         self._phase = _PHASE_NONE
         self.deadline = _INF
         if len(self._queue) >= _MAX_PIPELINE:
@@ -465,20 +466,20 @@ class HttpProtocol(asyncio.Protocol):
         self._drain()
 
     def _respond(self, request: HttpRequest, response: HttpResponse, mode: int) -> None:
-        if self._dead or self._transport is None:
+        transport = self._transport
+        if self._dead or transport is None:
             return
-        last = mode == _CLOSE or (
-            not self._queue and (self._input_done or (self._closing and not self._in_message))
-        )
+        if (self._input_done or (self._closing and not self._in_message)) and not self._queue:
+            mode = _CLOSE  # the last answer this connection will give
         head_only = request.method == "HEAD"
         try:
-            data = _serialize(response, head_only, last, mode)
+            data = _serialize(response, head_only, mode)
         except Exception:
             log.exception("request handler returned an invalid response")
-            data = _serialize(_INTERNAL_RESPONSE, head_only, last, mode)
-        self._transport.write(data)
+            data = _serialize(_INTERNAL_RESPONSE, head_only, mode)
+        transport.write(data)
         self._responded = True
-        if last:
+        if mode == _CLOSE:
             self._queue.clear()
             self._close()
 
@@ -498,13 +499,13 @@ class HttpProtocol(asyncio.Protocol):
             self._responded = False
             if not self._in_message:
                 self._phase = _PHASE_IDLE
-                self.deadline = _monotonic() + self._limits.keepalive_timeout
+                self.deadline = self._state.now + self._limits.keepalive_timeout
 
     def _send_error(self, error: _Error) -> None:
         transport = self._transport
         assert transport is not None
         self._lingering = True
-        transport.write(_serialize(error_response(error), False, True, _CLOSE))
+        transport.write(_serialize(error_response(error), False, _CLOSE))
         if self._input_done or not transport.can_write_eof():
             self._close()
             return
@@ -512,12 +513,29 @@ class HttpProtocol(asyncio.Protocol):
         # before the client reads it. Shut the write side and drain input for a moment instead.
         transport.write_eof()
         self._phase = _PHASE_LINGER
-        self.deadline = _monotonic() + _LINGER_SECONDS
+        self.deadline = self._state.now + _LINGER_SECONDS
         if self._read_paused:
             self._read_paused = False
             transport.resume_reading()
 
-    # --- errors, flow control, the end ---
+    # --- deadlines, errors, flow control, the end ---
+
+    def _partial_message(self, whole_read_in_head: bool, size: int) -> None:
+        """A read ended inside a message: start its header or body deadline, cap a growing header."""
+        limits = self._limits
+        if self._in_head:
+            if whole_read_in_head:
+                # httptools buffers a header until it ends: bound what such reads can pile up
+                self._head_raw += size
+                if self._head_raw > limits.max_header_bytes:
+                    self._set_fatal(HEADERS_TOO_LARGE)
+                    return
+            if self._phase != _PHASE_HEAD:
+                self._phase = _PHASE_HEAD
+                self.deadline = self._state.now + limits.header_timeout
+        elif self._phase != _PHASE_BODY:
+            self._phase = _PHASE_BODY
+            self.deadline = self._state.now + limits.body_timeout
 
     def _set_fatal(self, error: _Error) -> None:
         if self._fatal is None:
@@ -557,9 +575,9 @@ class HttpProtocol(asyncio.Protocol):
             self._read_paused = False
             transport.resume_reading()
             if self._phase == _PHASE_HEAD:  # the client was not at fault while we were not reading
-                self.deadline = _monotonic() + self._limits.header_timeout
+                self.deadline = self._state.now + self._limits.header_timeout
             elif self._phase == _PHASE_BODY:
-                self.deadline = _monotonic() + self._limits.body_timeout
+                self.deadline = self._state.now + self._limits.body_timeout
 
     def _discard(self, size: int) -> None:
         self._discarded += size
@@ -568,13 +586,16 @@ class HttpProtocol(asyncio.Protocol):
 
     def deadline_passed(self) -> None:
         """Called by the sweeper once ``deadline`` is past."""
-        if self._phase in (_PHASE_HEAD, _PHASE_BODY):
+        phase = self._phase
+        if phase in (_PHASE_HEAD, _PHASE_BODY):
             if self._read_paused:
                 return  # the deadline restarts when reading resumes
             self._set_fatal(TIMED_OUT)  # slowloris: 408 after the owed answers, then close
             self._drain()
-        else:
+        elif phase == _PHASE_LINGER or not (self._busy or self._queue):
             self._close()  # idle keep-alive, silent new connection, or lingering after an error
+        else:
+            self.deadline = _INF
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the response in progress."""

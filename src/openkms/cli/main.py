@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,30 @@ from rich.table import Table
 
 from openkms.config import ConfigError, Settings, load_settings
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+
+
+class OperatorError(click.ClickException):
+    """A start-up or operator failure with a message for the operator (no traceback)."""
+
+
+def _fail_cleanly(func: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from openkms.app import NotInitializedError
+        from openkms.rootoftrust.base import RootOfTrustError
+
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            func(*args, **kwargs)
+        except (ConfigError, NotInitializedError, RootOfTrustError) as exc:
+            raise OperatorError(str(exc)) from exc
+        except SQLAlchemyError as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise OperatorError(f"the database could not be used: {first_line}") from exc
+
+    return wrapper
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -48,6 +72,7 @@ def _print_bootstrap(cred: Any) -> None:
 @main.command()
 @click.option("--account", default=None, help="Account id of the bootstrap credential (12 digits).")
 @click.pass_context
+@_fail_cleanly
 def init(ctx: click.Context, account: str | None) -> None:
     """Create the data directory, root key file, database and a bootstrap admin credential."""
     from openkms.app import DEFAULT_ACCOUNT, initialize
@@ -66,10 +91,18 @@ def init(ctx: click.Context, account: str | None) -> None:
 @click.option("--port", type=int, default=None, help="Port (default 8777; 0 picks a free port).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
 @click.pass_context
+@_fail_cleanly
 def server(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the KMS endpoint (initializes a fresh data directory first)."""
     from openkms.api.server import serve
-    from openkms.app import initialize, make_handler_factory, master_loop, server_limits, tls_context
+    from openkms.app import (
+        initialize,
+        make_handler_factory,
+        master_loop,
+        preflight,
+        server_limits,
+        tls_context,
+    )
 
     settings = _settings(ctx, **{"server.host": host, "server.port": port, "server.workers": workers})
     logging.basicConfig(
@@ -79,6 +112,7 @@ def server(ctx: click.Context, host: str | None, port: int | None, workers: int 
     cred = initialize(settings)
     if cred is not None:
         _print_bootstrap(cred)
+    preflight(settings)  # fail here, with a clear message, rather than in every worker
     scheme = "https" if settings.server.tls_cert_file else "http"
 
     def listening(bound_host: str, bound_port: int) -> None:
@@ -109,6 +143,7 @@ def admin() -> None:
 @click.option("--access-key-id", default=None, help="Explicit access key id (e.g. for test environments).")
 @click.option("--secret-access-key", default=None, help="Explicit secret (e.g. for test environments).")
 @click.pass_context
+@_fail_cleanly
 def create_access_key(
     ctx: click.Context, account: str, user_name: str, access_key_id: str | None, secret_access_key: str | None
 ) -> None:
@@ -129,6 +164,7 @@ def create_access_key(
 
 @admin.command("list-access-keys")
 @click.pass_context
+@_fail_cleanly
 def list_access_keys(ctx: click.Context) -> None:
     """List access keys (secrets are never shown again)."""
     from openkms.app import build_service
@@ -144,6 +180,7 @@ def list_access_keys(ctx: click.Context) -> None:
 @admin.command("delete-access-key")
 @click.argument("access_key_id")
 @click.pass_context
+@_fail_cleanly
 def delete_access_key(ctx: click.Context, access_key_id: str) -> None:
     """Delete an access key; requests signed with it are rejected from then on."""
     from openkms.app import build_service
@@ -161,6 +198,7 @@ def jobs() -> None:
 @jobs.command("run")
 @click.option("--at", "at", default=None, help="Run as if the time were this ISO-8601 instant (testing).")
 @click.pass_context
+@_fail_cleanly
 def jobs_run(ctx: click.Context, at: str | None) -> None:
     """Run every due job once, now or at a given instant."""
     from openkms.app import build_service

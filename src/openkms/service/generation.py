@@ -69,6 +69,8 @@ class ClusterGenerationPoller:
             except Exception:  # a database hiccup must not kill the poller
                 log.warning("could not read the cluster generation", exc_info=True)
                 continue
-            if self._seen is not None and value != self._seen:
+            # The first successful read also drops the caches: workers may have filled them before the
+            # poller knew the cluster's counter, and a change from another node could fall in between.
+            if value != self._seen:
                 self._local.bump()
             self._seen = value

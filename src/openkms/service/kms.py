@@ -1,6 +1,6 @@
 """The service facade: every KMS operation this build implements, by its AWS name.
 
-``OPERATIONS`` is the single table the API edge dispatches through; an operation of the service model
+``_TABLE`` is the single table the API edge dispatches through; an operation of the service model
 that is missing here answers UnsupportedOperationException naming it.
 """
 
@@ -21,9 +21,42 @@ from openkms.service.tags import Tags
 @dataclass(frozen=True)
 class Operation:
     handler: Handler
-    # Inline operations run on the event loop: they are served from caches and take microseconds.
-    # The others may wait on the database and run on a worker thread.
     inline: bool
+
+
+# name -> (component, method, inline). Inline operations run on the event loop: they are served from
+# caches and take microseconds. The others may wait on the database and run on a worker thread.
+_TABLE: dict[str, tuple[str, str, bool]] = {
+    "Encrypt": ("crypto", "encrypt", True),
+    "Decrypt": ("crypto", "decrypt", True),
+    "ReEncrypt": ("crypto", "re_encrypt", True),
+    "GenerateDataKey": ("crypto", "generate_data_key", True),
+    "GenerateDataKeyWithoutPlaintext": ("crypto", "generate_data_key_without_plaintext", True),
+    "GenerateRandom": ("crypto", "generate_random", True),
+    "DescribeKey": ("keys", "describe_key", True),
+    "CreateKey": ("keys", "create_key", False),
+    "ListKeys": ("keys", "list_keys", False),
+    "UpdateKeyDescription": ("keys", "update_key_description", False),
+    "EnableKey": ("keys", "enable_key", False),
+    "DisableKey": ("keys", "disable_key", False),
+    "ScheduleKeyDeletion": ("keys", "schedule_key_deletion", False),
+    "CancelKeyDeletion": ("keys", "cancel_key_deletion", False),
+    "GetKeyPolicy": ("keys", "get_key_policy", False),
+    "ListKeyPolicies": ("keys", "list_key_policies", False),
+    "CreateAlias": ("aliases", "create_alias", False),
+    "UpdateAlias": ("aliases", "update_alias", False),
+    "DeleteAlias": ("aliases", "delete_alias", False),
+    "ListAliases": ("aliases", "list_aliases", False),
+    "TagResource": ("tags", "tag_resource", False),
+    "UntagResource": ("tags", "untag_resource", False),
+    "ListResourceTags": ("tags", "list_resource_tags", False),
+    "EnableKeyRotation": ("rotation", "enable_key_rotation", False),
+    "DisableKeyRotation": ("rotation", "disable_key_rotation", False),
+    "GetKeyRotationStatus": ("rotation", "get_key_rotation_status", False),
+    "RotateKeyOnDemand": ("rotation", "rotate_key_on_demand", False),
+    "ListKeyRotations": ("rotation", "list_key_rotations", False),
+}
+SUPPORTED_OPERATIONS = frozenset(_TABLE)
 
 
 class KmsService:
@@ -36,42 +69,9 @@ class KmsService:
         self.tags = Tags(core, markers)
         self.rotation = Rotation(core, markers)
         self.credentials = Credentials(core)
-        k, c, a, t, r = self.keys, self.crypto, self.aliases, self.tags, self.rotation
-        fast = {
-            "Encrypt": c.encrypt,
-            "Decrypt": c.decrypt,
-            "ReEncrypt": c.re_encrypt,
-            "GenerateDataKey": c.generate_data_key,
-            "GenerateDataKeyWithoutPlaintext": c.generate_data_key_without_plaintext,
-            "GenerateRandom": c.generate_random,
-            "DescribeKey": k.describe_key,
-        }
-        slow = {
-            "CreateKey": k.create_key,
-            "ListKeys": k.list_keys,
-            "UpdateKeyDescription": k.update_key_description,
-            "EnableKey": k.enable_key,
-            "DisableKey": k.disable_key,
-            "ScheduleKeyDeletion": k.schedule_key_deletion,
-            "CancelKeyDeletion": k.cancel_key_deletion,
-            "GetKeyPolicy": k.get_key_policy,
-            "ListKeyPolicies": k.list_key_policies,
-            "CreateAlias": a.create_alias,
-            "UpdateAlias": a.update_alias,
-            "DeleteAlias": a.delete_alias,
-            "ListAliases": a.list_aliases,
-            "TagResource": t.tag_resource,
-            "UntagResource": t.untag_resource,
-            "ListResourceTags": t.list_resource_tags,
-            "EnableKeyRotation": r.enable_key_rotation,
-            "DisableKeyRotation": r.disable_key_rotation,
-            "GetKeyRotationStatus": r.get_key_rotation_status,
-            "RotateKeyOnDemand": r.rotate_key_on_demand,
-            "ListKeyRotations": r.list_key_rotations,
-        }
         self.operations: dict[str, Operation] = {
-            **{name: Operation(h, inline=True) for name, h in fast.items()},
-            **{name: Operation(h, inline=False) for name, h in slow.items()},
+            name: Operation(getattr(getattr(self, component), method), inline)
+            for name, (component, method, inline) in _TABLE.items()
         }
 
     def run_due_jobs(self, now: float) -> dict[str, int]:
