@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.integration.test_keys_e2e import error_of
 from tests.support.servers import TEST_ACCOUNT, TEST_REGION, ServerProcess
 
 AWS = Path(sys.executable).parent / "aws"
-ERROR_LINE = re.compile(r"An error occurred \((?P<code>\w+)\) when calling the (?P<op>\w+) operation: ?(?P<msg>.*)")
+ERROR_LINE = re.compile(
+    r"An error occurred \((?P<code>\w+)\) when calling the (?P<op>\w+) operation: ?(?P<msg>.*)"
+)
 
 Aws = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -55,7 +56,9 @@ def aws(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Aws:
             check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"aws {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"aws {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     run.workdir = workdir  # type: ignore[attr-defined]
@@ -70,7 +73,8 @@ def aws_json(aws: Aws, *args: str) -> dict:
 def aws_error(aws: Aws, *args: str, **env: str) -> tuple[str, str, str]:
     """-> (error code, operation, message) of a call that must fail the way the CLI reports service errors."""
     result = aws(*args, check=False, **env)
-    assert result.returncode in (254, 255), (result.returncode, result.stdout, result.stderr)  # v2: 254, v1: 255
+    # CLI v2 exits 254 on a service error, v1 exits 255
+    assert result.returncode in (254, 255), (result.returncode, result.stdout, result.stderr)
     assert result.stdout == ""
     match = ERROR_LINE.search(result.stderr)
     assert match, result.stderr
@@ -120,7 +124,8 @@ def test_list_keys_pagination(aws: Aws, kms, key: dict) -> None:
 
 def test_alias_and_encrypt_decrypt_pipeline(aws: Aws, key: dict) -> None:
     workdir: Path = aws.workdir  # type: ignore[attr-defined]
-    assert aws("kms", "create-alias", "--alias-name", "alias/cli-test", "--target-key-id", key["KeyId"]).stdout == ""
+    created = aws("kms", "create-alias", "--alias-name", "alias/cli-test", "--target-key-id", key["KeyId"])
+    assert created.stdout == ""
     aliases = aws_json(aws, "kms", "list-aliases", "--key-id", key["KeyId"])["Aliases"]
     assert [(a["AliasName"], a["TargetKeyId"]) for a in aliases] == [("alias/cli-test", key["KeyId"])]
     assert aliases[0]["AliasArn"] == f"arn:aws:kms:{TEST_REGION}:{TEST_ACCOUNT}:alias/cli-test"
@@ -134,7 +139,7 @@ def test_alias_and_encrypt_decrypt_pipeline(aws: Aws, key: dict) -> None:
     ).stdout
     (workdir / "plaintext.enc").write_bytes(base64.b64decode(encoded.strip(), validate=True))
 
-    # aws kms decrypt --ciphertext-blob fileb://plaintext.enc --query Plaintext --output text | base64 --decode
+    # aws kms decrypt --ciphertext-blob fileb://plaintext.enc --query Plaintext --output text | base64 -d
     decoded = aws(
         "kms", "decrypt", "--ciphertext-blob", "fileb://plaintext.enc", "--encryption-context", "k2=v2,k=v",
         "--query", "Plaintext", "--output", "text",
@@ -169,14 +174,14 @@ def test_rotation(aws: Aws, kms) -> None:
     rotations = aws_json(aws, "kms", "list-key-rotations", "--key-id", key_id)["Rotations"]
     assert [r["RotationType"] for r in rotations] == ["ON_DEMAND"]
     assert rotations[0]["KeyId"] == arn and isinstance(rotations[0]["RotationDate"], (int, float))
-    assert rotations[0]["KeyMaterialId"] == kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    current = kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert rotations[0]["KeyMaterialId"] == current
 
 
 def test_tags(aws: Aws, kms) -> None:
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
-    assert aws(
-        "kms", "tag-resource", "--key-id", key_id, "--tags", "TagKey=env,TagValue=prod", "TagKey=team,TagValue=crypto"
-    ).stdout == ""
+    tags_arg = ["TagKey=env,TagValue=prod", "TagKey=team,TagValue=crypto"]
+    assert aws("kms", "tag-resource", "--key-id", key_id, "--tags", *tags_arg).stdout == ""
     tags = aws_json(aws, "kms", "list-resource-tags", "--key-id", key_id)
     assert sorted((t["TagKey"], t["TagValue"]) for t in tags["Tags"]) == [("env", "prod"), ("team", "crypto")]
     assert tags.get("Truncated") in (False, None)
@@ -195,7 +200,9 @@ def test_disable_enable_and_deletion(aws: Aws, kms) -> None:
     assert aws("kms", "enable-key", "--key-id", key_id).stdout == ""
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
 
-    scheduled = aws_json(aws, "kms", "schedule-key-deletion", "--key-id", key_id, "--pending-window-in-days", "7")
+    scheduled = aws_json(
+        aws, "kms", "schedule-key-deletion", "--key-id", key_id, "--pending-window-in-days", "7"
+    )
     assert scheduled["KeyId"] == arn and scheduled["KeyState"] == "PendingDeletion"
     assert scheduled["PendingWindowInDays"] == 7 and isinstance(scheduled["DeletionDate"], (int, float))
     assert aws_json(aws, "kms", "cancel-key-deletion", "--key-id", key_id) == {"KeyId": arn}

@@ -3,7 +3,8 @@
 //   node tests/js/kms_flow.mjs <endpoint-url> [access-key-id] [secret-access-key] [region]
 //
 // Runs a typical KMS flow plus a few error cases and prints one JSON object on stdout:
-//   {"ok": true, "checks": {...}, "errors": {...}}
+//   {"ok": true, "keyId": ..., "shared": {ciphertext, plaintext, context}, "checks": {...}, "errors": {...}}
+// ("shared" is one Encrypt result, base64, for the caller to decrypt with another SDK.)
 // Exits non-zero (with {"ok": false, "failure": "..."} on stdout) as soon as a check fails.
 // Lives next to tests/js/node_modules so that the bare "@aws-sdk/client-kms" import resolves.
 // Used by tests/compat/test_js_sdk.py.
@@ -134,7 +135,12 @@ async function main() {
   );
   check("wrong_secret", wrongSecret.name === "InvalidSignatureException" && wrongSecret.status === 400, wrongSecret);
 
-  return { ok: true, keyId: md.KeyId, checks, errors };
+  const shared = {
+    ciphertext: Buffer.from(enc.CiphertextBlob).toString("base64"),
+    plaintext: Buffer.from(plaintext).toString("base64"),
+    context,
+  };
+  return { ok: true, keyId: md.KeyId, shared, checks, errors };
 }
 
 try {

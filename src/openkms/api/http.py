@@ -96,16 +96,18 @@ _LINGER_SECONDS = 2.0  # after an error: keep draining input so the client reads
 _LINGER_BYTES = 1 << 20
 _INF = float("inf")
 
-# connection modes of a parsed request
-_CLOSE, _KEEP, _KEEP_10 = 0, 1, 2
+# connection modes of a parsed request; _KEEP_SAID: the client asked for keep-alive explicitly
+# (HTTP/1.0 needs the answer to say so too). Not ``parser.get_http_version()``: it costs 0.85 µs.
+_CLOSE, _KEEP, _KEEP_SAID = 0, 1, 2
 # what the connection's deadline guards
 _PHASE_NONE, _PHASE_IDLE, _PHASE_HEAD, _PHASE_BODY, _PHASE_LINGER = range(5)
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
-_CONNECTION = {_CLOSE: "Connection: close\r\n", _KEEP: "", _KEEP_10: "Connection: keep-alive\r\n"}
+_CONNECTION = {_CLOSE: "Connection: close\r\n", _KEEP: "", _KEEP_SAID: "Connection: keep-alive\r\n"}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_SPECIAL_LENGTHS = frozenset(len(name) for name in ("content-length", "transfer-encoding", "expect"))
+_SPECIAL = ("content-length", "transfer-encoding", "expect", "connection")
+_SPECIAL_LENGTHS = frozenset(len(name) for name in _SPECIAL)
 
 _monotonic = time.monotonic
 _date_second = -1
@@ -231,6 +233,7 @@ class HttpProtocol(asyncio.Protocol):
         "_in_head",
         "_in_message",
         "_input_done",
+        "_keep_alive_said",
         "_limits",
         "_lingering",
         "_loop",
@@ -267,7 +270,7 @@ class HttpProtocol(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
         self._body_len = self._content_length = 0
-        self._declared_body = self._expect_continue = False
+        self._declared_body = self._expect_continue = self._keep_alive_said = False
         # Header block size: ``_head_bound`` >= its size (the reads that carried it), ``_head_raw`` <= its
         # size (reads entirely inside it). The exact size is only computed when the bound exceeds the limit.
         self._feed_len = self._head_bound = self._head_raw = 0
@@ -366,6 +369,8 @@ class HttpProtocol(asyncio.Protocol):
                 self._declared_body = True
             elif key == b"expect":
                 self._expect_continue = value.lower() == b"100-continue"
+            elif key == b"connection":
+                self._keep_alive_said = b"keep-alive" in value.lower()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -400,17 +405,16 @@ class HttpProtocol(asyncio.Protocol):
         parts = self._body
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         request = HttpRequest(method, path, query, self._headers, body, self._peer, self._tls)
+        mode = _CLOSE
         if parser.should_keep_alive():
-            mode = _KEEP_10 if parser.get_http_version() == "1.0" else _KEEP
-        else:
-            mode = _CLOSE
+            mode = _KEEP_SAID if self._keep_alive_said else _KEEP
         self._queue.append((request, mode))
         # reset for the next message
         self._in_message = False
         self._raw_headers = []
         self._body = []
         self._body_len = self._content_length = self._head_raw = 0
-        self._declared_body = self._expect_continue = False
+        self._declared_body = self._expect_continue = self._keep_alive_said = False
         self._phase = _PHASE_NONE
         self.deadline = _INF
         if len(self._queue) >= _MAX_PIPELINE:

@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -201,6 +202,9 @@ class _Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
 
     def _spawn(self, slot: int) -> None:
+        for stream in (sys.stdout, sys.stderr):  # else the child would flush the master's buffered output
+            if stream is not None:
+                stream.flush()
         pid = os.fork()
         if pid == 0:
             self._child()  # never returns

@@ -94,10 +94,11 @@ def test_0400_is_accepted(tmp_path: Path) -> None:
 
 
 @posix_only
-def test_unreadable_file(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root can read mode-000 files")
-    path = _write(tmp_path / "root.key", base64.b64encode(bytes(32)) + b"\n", 0o000)
+def test_unopenable_file(tmp_path: Path) -> None:
+    # Permission bits cannot make a file unreadable for root (the suite runs as root in CI), so the
+    # open fails through a path whose parent is a regular file (ENOTDIR) instead: same error branch.
+    parent = _write(tmp_path / "not-a-dir", b"x", 0o600)
+    path = parent / "root.key"
     with pytest.raises(RootOfTrustError, match="cannot open") as info:
         FileRootOfTrust.load(path)
     assert str(path) in str(info.value)
