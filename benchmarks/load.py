@@ -195,12 +195,17 @@ def _run_cli(cmd: list[str], env: dict[str, str]) -> None:
         raise BenchError(f"{' '.join(cmd)} failed ({cp.returncode}):\n{cp.stdout[-2000:]}{cp.stderr[-2000:]}")
 
 
-def start_openkms(work: Path, workers: int, pin: str | None, jobs: bool, servers: list[Server]) -> Server:
+def start_openkms(
+    work: Path, workers: int, pin: str | None, jobs: bool, extra_env: dict[str, str], servers: list[Server]
+) -> Server:
     openkms = _venv_tool("openkms")
     data = work / "data"
-    env = {**os.environ, "COLUMNS": "250", "OPENKMS_LOGGING_LEVEL": "WARNING"}
+    # no inherited OPENKMS_* (a stray OPENKMS_CONFIG or OPENKMS_DATA_DIR would change what is measured)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENKMS_")}
+    env.update({"COLUMNS": "250", "OPENKMS_LOGGING_LEVEL": "WARNING"})
     if not jobs:
         env["OPENKMS_JOBS_ENABLED"] = "false"
+    env.update(extra_env)
     _run_cli([openkms, "--data-dir", str(data), "init", "--account", ACCOUNT], env)
     _run_cli(
         [
@@ -490,7 +495,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--ops",
         default=",".join(DEFAULT_OPS),
-        help="comma list of ops (default %(default)s; openkms has no Sign/GenerateMac yet)",
+        help="comma list of kmsbench ops (default %(default)s; also Sign, GenerateMac, GenerateRandom)",
     )
     p.add_argument("--no-peer", action="store_true", help="benchmark openkms alone (no moto_server)")
     p.add_argument(
@@ -501,6 +506,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "auto (default): split for 1 worker, shared otherwise (perf-baseline method)",
     )
     p.add_argument("--jobs", action="store_true", help="keep openkms' background jobs on (default off)")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for openkms (init, admin and server), e.g. OPENKMS_AUDIT_ENABLED=false; "
+        "repeatable",
+    )
     p.add_argument("--kmsbench", default=str(DEFAULT_KMSBENCH), help="path to kmsbench (default %(default)s)")
     p.add_argument("--json", metavar="OUT", help="write config, machine notes, summary and every run as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="only the final tables")
@@ -519,6 +532,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     bad = [o for o in a.ops if o not in KNOWN_OPS]
     if bad or not a.ops:
         p.error(f"unknown op(s) {bad} (known: {', '.join(KNOWN_OPS)})")
+    a.extra_env = {}
+    for item in a.server_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("OPENKMS_"):
+            p.error(f"--server-env wants OPENKMS_NAME=VALUE, got {item!r}")
+        a.extra_env[name] = value
     if a.placement == "auto":
         a.placement = "split" if a.workers == 1 else "shared"
     if a.placement == "split" and (os.cpu_count() or 1) < 2:
@@ -550,11 +569,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_as_interrupt():
             try:
-                okms = start_openkms(work, a.workers, a.server_cpus, a.jobs, servers)
+                okms = start_openkms(work, a.workers, a.server_cpus, a.jobs, a.extra_env, servers)
                 moto = None if a.no_peer else start_moto(work, a.server_cpus, servers)
                 print(
                     f"openkms {okms.url} ({a.workers} worker(s)); moto_server {moto.url if moto else '-'}; "
-                    f"placement {a.placement}; data dir {work}",
+                    f"placement {a.placement}; data dir {work}; server env {a.extra_env or '-'}",
                     flush=True,
                 )
                 raw_json = work / "kmsbench.json"
@@ -583,6 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"c={a.connections}, {a.duration} s x {a.rounds} rounds, placement {a.placement}"
         f"{' (servers on CPU 1, wrk on CPU 0)' if a.placement == 'split' else ' (nothing pinned)'}; "
         f"{machine['ncpu']} CPUs, {machine['cpu']}, load before {machine['loadavg_before']}"
+        + (f"; openkms env {a.extra_env}" if a.extra_env else "")
     )
     print(
         "ok/s: median [min-max] over rounds; openkms/moto: median [min-max] of adjacent-pair ratios; "

@@ -44,7 +44,9 @@ def make_deployment(tmp: Path, backend: str) -> Deployment:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     dep = make_deployment(tmp_path_factory.mktemp(request.param), request.param)
     yield dep
     if dep.schema:

@@ -1,4 +1,4 @@
-"""Composition root: storage, root of trust, keyring, service, API.
+"""Composition root: storage, root of trust, keyring, service, audit log, API.
 
 The only module that names concrete backends.
 """
@@ -10,15 +10,27 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
 
 from openkms.api.http import Handler, ServerLimits
 from openkms.api.protocol import KmsApi
 from openkms.api.sigv4 import Credential as SigV4Credential
 from openkms.api.sigv4 import SigV4Verifier, VerifiedRequest
+from openkms.audit.db_sink import DatabaseSink
+from openkms.audit.events import EventBuilder
+from openkms.audit.file_sink import FileSink
+from openkms.audit.lookup import LookupEvents
+from openkms.audit.reader import AuditReader
+from openkms.audit.signing import ensure_signing_key, unwrap_signer
+from openkms.audit.sink import AuditSink
+from openkms.audit.writer import AuditWriter, ServiceEvent
 from openkms.clock import Clock, SystemClock
 from openkms.config import Settings
 from openkms.keyring.keyring import Keyring
@@ -29,9 +41,9 @@ from openkms.service.core import Core
 from openkms.service.directory import Directory
 from openkms.service.generation import ClusterGenerationPoller, LocalGeneration
 from openkms.service.kms import KmsService
-from openkms.storage.base import RootKeyRecord, Store
+from openkms.storage.base import KeyRecord, RootKeyRecord, Store
 from openkms.storage.migrate import upgrade_database
-from openkms.storage.sql import SqlStore
+from openkms.storage.sql import SqlStore, create_sql_engine
 
 log = logging.getLogger("openkms")
 
@@ -80,6 +92,7 @@ def initialize(settings: Settings, *, account: str = DEFAULT_ACCOUNT) -> Bootstr
         with store.tx() as tx:
             tx.insert_root_key(RootKeyRecord(1, root.name, root.wrap_root_key(root_key), SystemClock().now()))
         service = build_service(settings, store=store)
+        prepare_audit(settings, service.core.keyring)
         access_key_id, secret = service.credentials.create(account, user_name="root")
         path = settings.bootstrap_credentials_file
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -107,7 +120,11 @@ def load_keyring(settings: Settings, store: Store) -> Keyring:
 
 
 def build_service(
-    settings: Settings, *, store: Store | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    audit_reader: AuditReader | None = None,
 ) -> KmsService:
     store = store or open_store(settings)
     generation = LocalGeneration(settings.data_dir / "generation")
@@ -118,7 +135,7 @@ def build_service(
         clock=clock or SystemClock(),
         partition=settings.kms.partition,
     )
-    return KmsService(core)
+    return KmsService(core, key_usage=audit_reader)
 
 
 def preflight(settings: Settings) -> None:
@@ -131,7 +148,12 @@ def preflight(settings: Settings) -> None:
     tls_context(settings)
 
 
-def build_api(settings: Settings, service: KmsService) -> KmsApi:
+def build_api(
+    settings: Settings,
+    service: KmsService,
+    audit: AuditWriter | None = None,
+    audit_reader: AuditReader | None = None,
+) -> KmsApi:
     credentials = service.credentials
 
     def lookup(access_key_id: str) -> SigV4Credential | None:
@@ -149,11 +171,18 @@ def build_api(settings: Settings, service: KmsService) -> KmsApi:
         c = verified.credential
         return Caller(c.account, c.principal_arn, c.access_key_id, c.principal_arn.rpartition("/")[2])
 
+    # CloudTrail's LookupEvents is answered from the audit database at the same endpoint
+    extra = (LookupEvents(audit_reader, settings.kms.partition).service(),) if audit_reader else ()
     verifier = SigV4Verifier(
         lookup,
+        extra_services=[s.signing_name for s in extra],
         allowed_regions=settings.kms.regions or None,
         max_skew_seconds=settings.kms.max_skew_seconds,
     )
+
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "audit": audit.stats()} if audit is not None else {"status": "ok"}
+
     clock = service.core.clock
     return KmsApi(
         service.operations,
@@ -161,7 +190,82 @@ def build_api(settings: Settings, service: KmsService) -> KmsApi:
         caller_of,
         clock.now,
         ThreadPoolExecutor(max_workers=8, thread_name_prefix="openkms-op"),
+        audit=audit,
+        health=health,
+        extra_services=extra,
     )
+
+
+# --- audit log ------------------------------------------------------------------------------------------
+
+
+def open_audit_engine(settings: Settings) -> Engine:
+    return create_sql_engine(
+        settings.database_url,
+        schema=settings.storage.schema or None,
+        sqlite_synchronous=settings.storage.sqlite_synchronous.upper(),
+        pool_size=2,
+    )
+
+
+def prepare_audit(settings: Settings, keyring: Keyring) -> None:
+    """Create the digest signing key and the chain head (``openkms init``; idempotent)."""
+    engine = open_audit_engine(settings)
+    try:
+        ensure_signing_key(engine, keyring, time.time())
+        DatabaseSink(engine, None, settings.audit.digest_interval_seconds).ensure_chain(time.time())
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class AuditParts:
+    writer: AuditWriter
+    reader: AuditReader | None  # None when the database sink is off
+    database: DatabaseSink | None
+
+
+def build_audit(settings: Settings, keyring: Keyring, engine: Engine | None = None) -> AuditParts | None:
+    """The audit writer and its sinks for this process (None when ``audit.enabled`` is false)."""
+    if not settings.audit.enabled:
+        return None
+    engine = engine or open_audit_engine(settings)
+    signer = unwrap_signer(ensure_signing_key(engine, keyring, time.time()), keyring)
+    interval = settings.audit.digest_interval_seconds
+    sinks: list[AuditSink] = []
+    database = None
+    if "database" in settings.audit.sinks:
+        database = DatabaseSink(engine, signer, interval)
+        database.ensure_chain(time.time())
+        sinks.append(database)
+    if "file" in settings.audit.sinks:
+        sinks.append(
+            FileSink(
+                settings.audit_file, signer, interval, settings.audit.file_max_bytes, settings.audit.file_keep
+            )
+        )
+    region = settings.kms.regions[0] if settings.kms.regions else "us-east-1"
+    writer = AuditWriter(
+        sinks,
+        EventBuilder(settings.kms.partition, region),
+        max_batch=settings.audit.max_batch,
+        max_pending=settings.audit.max_pending,
+        digest_interval=interval,
+        commit_gap=settings.audit.commit_interval_ms / 1000,
+    )
+    return AuditParts(writer, AuditReader(engine) if database is not None else None, database)
+
+
+def service_event_recorder(parts: AuditParts | None, when: float) -> Callable[[str, KeyRecord], None] | None:
+    """``KmsService.run_due_jobs(on_event=...)``: RotateKey / DeleteKey service events, written durably."""
+    if parts is None:
+        return None
+    writer = parts.writer
+
+    def record(name: str, key: KeyRecord) -> None:
+        writer.record(ServiceEvent(name, key.account, key.region, key.key_id, when))
+
+    return record
 
 
 def server_limits(settings: Settings) -> ServerLimits:
@@ -177,8 +281,11 @@ def server_limits(settings: Settings) -> ServerLimits:
 
 def make_handler_factory(settings: Settings) -> Callable[[], Handler]:
     def make() -> Handler:
-        service = build_service(settings)
-        return build_api(settings, service)
+        engine = open_audit_engine(settings) if settings.audit.enabled else None
+        reader = AuditReader(engine) if engine is not None and "database" in settings.audit.sinks else None
+        service = build_service(settings, audit_reader=reader)
+        parts = build_audit(settings, service.core.keyring, engine)
+        return build_api(settings, service, parts.writer if parts else None, reader)
 
     return make
 
@@ -207,19 +314,35 @@ def master_loop(settings: Settings) -> Callable[[threading.Event], None]:
             stop.wait()
             return
         interval = settings.jobs.interval_seconds
+        audit: AuditParts | None = None
         while not stop.wait(interval):
             now = service.core.clock.now()
             try:
                 with service.core.store.tx() as tx:
                     leader = tx.try_acquire_lease("jobs", owner, now, ttl=interval * 3)
                 if leader:
-                    done = service.run_due_jobs(now)
+                    # the jobs' service events are audited: no audit writer, no jobs (retried next pass)
+                    if audit is None and settings.audit.enabled:
+                        audit = build_audit(settings, service.core.keyring)
+                    done = service.run_due_jobs(now, on_event=service_event_recorder(audit, now))
                     if any(done.values()):
                         log.info("background jobs: %s", done)
+                    prune_audit(settings, audit, now)
             except Exception:
                 log.exception("background jobs failed; retrying in %.0f s", interval)
 
     return run
+
+
+def prune_audit(settings: Settings, audit: AuditParts | None, now: float) -> int:
+    """Retention of the database sink (``audit.retention_days``); run by the jobs leader."""
+    days = settings.audit.retention_days
+    if audit is None or audit.database is None or days <= 0:
+        return 0
+    deleted = audit.database.prune(now - days * 86400.0)
+    if deleted:
+        log.info("audit retention: deleted %d event(s) older than %g day(s)", deleted, days)
+    return deleted
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -69,6 +69,20 @@ class JobsSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    enabled: bool = True  # false only to measure the audit log's cost (benchmarks/audit.py)
+    sinks: tuple[str, ...] = ("database",)  # "database" and/or "file"
+    file_path: str = ""  # empty: <data_dir>/audit/audit.jsonl
+    file_max_bytes: int = 100 * 1024 * 1024  # rotate the JSON-lines file after this size
+    file_keep: int = 0  # rotated files kept (0 = keep all)
+    retention_days: float = 0.0  # database events older than this are deleted by the jobs runner (0 = keep)
+    digest_interval_seconds: float = 60.0  # how often a signed digest commits to the chain
+    max_batch: int = 2048  # events per group commit
+    commit_interval_ms: float = 4.0  # at most one commit per interval per process (0: commit at once)
+    max_pending: int = 100_000  # queued events per process before new requests fail closed
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -82,6 +96,7 @@ class Settings:
     kms: KmsSettings = field(default_factory=KmsSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def database_url(self) -> str:
@@ -92,6 +107,10 @@ class Settings:
         return (
             Path(self.root_of_trust.key_file) if self.root_of_trust.key_file else self.data_dir / "root.key"
         )
+
+    @property
+    def audit_file(self) -> Path:
+        return Path(self.audit.file_path) if self.audit.file_path else self.data_dir / "audit" / "audit.jsonl"
 
     @property
     def bootstrap_credentials_file(self) -> Path:
@@ -105,6 +124,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "kms": KmsSettings,
     "jobs": JobsSettings,
     "logging": LoggingSettings,
+    "audit": AuditSettings,
 }
 
 
@@ -231,5 +251,21 @@ def _check(s: Settings) -> None:
         raise bad("kms.material_cache_size", "must be at least 1")
     if s.jobs.interval_seconds <= 0:
         raise bad("jobs.interval_seconds", "must be positive")
+    if not s.audit.sinks or set(s.audit.sinks) - {"database", "file"}:
+        raise bad("audit.sinks", "must list 'database' and/or 'file'")
+    if s.audit.file_max_bytes < 4096:
+        raise bad("audit.file_max_bytes", "must be at least 4096")
+    if s.audit.file_keep < 0:
+        raise bad("audit.file_keep", "must be 0 (keep all) or more")
+    if s.audit.retention_days < 0:
+        raise bad("audit.retention_days", "must be 0 (keep) or positive")
+    if s.audit.digest_interval_seconds <= 0:
+        raise bad("audit.digest_interval_seconds", "must be positive")
+    if not 0 <= s.audit.commit_interval_ms <= 1000:
+        raise bad("audit.commit_interval_ms", "must be between 0 and 1000")
+    if not 1 <= s.audit.max_batch <= 100_000:
+        raise bad("audit.max_batch", "must be between 1 and 100000")
+    if s.audit.max_pending < s.audit.max_batch:
+        raise bad("audit.max_pending", "must be at least audit.max_batch")
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise bad("logging.level", "must be DEBUG, INFO, WARNING or ERROR")

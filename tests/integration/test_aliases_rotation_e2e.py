@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.integration.test_keys_e2e import error_of
 from tests.support.servers import TEST_ACCOUNT, TEST_REGION
 
@@ -41,13 +40,19 @@ def test_alias_errors(kms) -> None:
     kms.create_alias(AliasName="alias/dup", TargetKeyId=key_id)
     with pytest.raises(ClientError) as e:
         kms.create_alias(AliasName="alias/dup", TargetKeyId=key_id)
-    assert error_of(e)[:2] == ("AlreadyExistsException", f"An alias with the name {alias_arn('alias/dup')} already exists")
+    assert error_of(e)[:2] == (
+        "AlreadyExistsException",
+        f"An alias with the name {alias_arn('alias/dup')} already exists",
+    )
     with pytest.raises(ClientError) as e:
         kms.create_alias(AliasName="noprefix", TargetKeyId=key_id)
     assert error_of(e)[0] == "ValidationException" and 'must start with the prefix "alias/"' in error_of(e)[1]
     with pytest.raises(ClientError) as e:
         kms.create_alias(AliasName="alias/Service:Test", TargetKeyId=key_id)
-    assert error_of(e)[:2] == ("ValidationException", "alias/Service:Test contains invalid characters for an alias")
+    assert error_of(e)[:2] == (
+        "ValidationException",
+        "alias/Service:Test contains invalid characters for an alias",
+    )
     for reserved in ("alias/aws/s3", "alias/aws/mine"):
         with pytest.raises(ClientError) as e:
             kms.create_alias(AliasName=reserved, TargetKeyId=key_id)
@@ -108,7 +113,9 @@ def test_rotation_settings(kms, kms_nv) -> None:
 def test_rotate_on_demand_keeps_old_ciphertexts(kms) -> None:
     md = kms.create_key()["KeyMetadata"]
     first = md["CurrentKeyMaterialId"]
-    old_blob = kms.encrypt(KeyId=md["KeyId"], Plaintext=b"before", EncryptionContext={"v": "1"})["CiphertextBlob"]
+    old_blob = kms.encrypt(KeyId=md["KeyId"], Plaintext=b"before", EncryptionContext={"v": "1"})[
+        "CiphertextBlob"
+    ]
     assert kms.rotate_key_on_demand(KeyId=md["KeyId"])["KeyId"] == md["Arn"]
     current = kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"]
     assert current != first
@@ -143,7 +150,10 @@ def test_automatic_rotation_and_deletion_jobs(kms, deployment) -> None:
     soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=6)).isoformat()
     deployment.cli("jobs", "run", "--at", soon)
     assert kms.describe_key(KeyId=doomed["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    assert kms.describe_key(KeyId=rotating["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"] == rotating["CurrentKeyMaterialId"]
+    assert (
+        kms.describe_key(KeyId=rotating["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"]
+        == rotating["CurrentKeyMaterialId"]
+    )
 
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=91)).isoformat()
     out = deployment.cli("jobs", "run", "--at", later).stdout

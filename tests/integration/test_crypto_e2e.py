@@ -6,7 +6,6 @@ import base64
 
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.integration.test_keys_e2e import error_of
 from tests.support.servers import TEST_ACCOUNT
 
@@ -30,12 +29,19 @@ def test_round_trip_with_and_without_key_id(kms, key, size: int) -> None:
     assert dec["Plaintext"] == plaintext
     assert dec["KeyId"] == key["Arn"]
     assert dec["KeyMaterialId"] == key["CurrentKeyMaterialId"]
-    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext=ctx, KeyId=key["KeyId"])["Plaintext"] == plaintext
-    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext=ctx, KeyId="alias/crypto-e2e")["Plaintext"] == plaintext
+    assert (
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext=ctx, KeyId=key["KeyId"])["Plaintext"] == plaintext
+    )
+    assert (
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext=ctx, KeyId="alias/crypto-e2e")["Plaintext"]
+        == plaintext
+    )
 
 
 def test_context_order_irrelevant_and_case_sensitive(kms, key) -> None:
-    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"p", EncryptionContext={"a": "1", "b": "2"})["CiphertextBlob"]
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"p", EncryptionContext={"a": "1", "b": "2"})[
+        "CiphertextBlob"
+    ]
     assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"b": "2", "a": "1"})["Plaintext"] == b"p"
     for wrong in ({"a": "1"}, {"a": "1", "b": "2", "c": "3"}, {"A": "1", "b": "2"}, {}, {"a": "1", "b": "3"}):
         with pytest.raises(ClientError) as e:
@@ -112,7 +118,9 @@ def test_plaintext_limits(kms, key) -> None:
 
 def test_re_encrypt(kms, key) -> None:
     dest = kms.create_key()["KeyMetadata"]
-    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"move me", EncryptionContext={"s": "1"})["CiphertextBlob"]
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"move me", EncryptionContext={"s": "1"})[
+        "CiphertextBlob"
+    ]
     resp = kms.re_encrypt(
         CiphertextBlob=blob,
         SourceEncryptionContext={"s": "1"},
@@ -129,7 +137,10 @@ def test_re_encrypt(kms, key) -> None:
     assert error_of(e)[0] == "InvalidCiphertextException"
     with pytest.raises(ClientError) as e:
         kms.re_encrypt(
-            CiphertextBlob=blob, SourceEncryptionContext={"s": "1"}, SourceKeyId=dest["KeyId"], DestinationKeyId=dest["KeyId"]
+            CiphertextBlob=blob,
+            SourceEncryptionContext={"s": "1"},
+            SourceKeyId=dest["KeyId"],
+            DestinationKeyId=dest["KeyId"],
         )
     assert error_of(e)[0] == "IncorrectKeyException"
 
@@ -155,7 +166,10 @@ def test_generate_data_key_number_of_bytes_and_without_plaintext(kms, key) -> No
     assert error_of(e)[:2] == ("ValidationException", "Please specify either number of bytes or key spec.")
     with pytest.raises(ClientError) as e:
         kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256", NumberOfBytes=32)
-    assert error_of(e)[:2] == ("ValidationException", "Please specify either number of bytes or key spec, not both.")
+    assert error_of(e)[:2] == (
+        "ValidationException",
+        "Please specify either number of bytes or key spec, not both.",
+    )
     with pytest.raises(ClientError) as e:
         kms.generate_data_key(KeyId=key["KeyId"], NumberOfBytes=1025)
     assert error_of(e)[0] == "ValidationException"
@@ -193,7 +207,9 @@ def test_dry_run(kms, key) -> None:
         kms.decrypt(CiphertextBlob=blob[:-1], DryRun=True)  # DryRun still checks the ciphertext
     assert error_of(e)[0] == "InvalidCiphertextException"
     with pytest.raises(ClientError) as e:
-        kms.decrypt(CiphertextBlob=b"junk", DryRun=True, DryRunModifiers=["IGNORE_CIPHERTEXT"], KeyId=key["KeyId"])
+        kms.decrypt(
+            CiphertextBlob=b"junk", DryRun=True, DryRunModifiers=["IGNORE_CIPHERTEXT"], KeyId=key["KeyId"]
+        )
     assert error_of(e)[0] == "DryRunOperationException"
     with pytest.raises(ClientError) as e:
         kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256", DryRun=True)

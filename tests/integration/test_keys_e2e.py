@@ -7,7 +7,6 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.support.servers import TEST_ACCOUNT, TEST_REGION
 
 
@@ -297,6 +296,7 @@ def test_tag_key_too_long(kms) -> None:
     code, message, _ = error_of(e)
     assert code == "ValidationException"
     assert (
-        "at 'tags.1.member.tagKey' failed to satisfy constraint: Member must have length less than or equal to 128"
+        "at 'tags.1.member.tagKey' failed to satisfy constraint: "
+        "Member must have length less than or equal to 128"
         in message
     )

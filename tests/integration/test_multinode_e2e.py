@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.conftest import client, make_deployment
 from tests.support.servers import Deployment, ServerProcess, drop_pg_schema
 

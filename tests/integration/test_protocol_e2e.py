@@ -13,7 +13,6 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-
 from tests.support.servers import TEST_REGION
 
 
@@ -104,7 +103,8 @@ def test_missing_required_member(raw: Raw) -> None:
     status, resp, _ = raw.call("Encrypt", b'{"KeyId": "alias/x"}')
     assert (status, resp["__type"]) == (400, "ValidationException")
     assert resp["message"] == (
-        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must not be null"
+        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: "
+        "Member must not be null"
     )
 
 
@@ -125,7 +125,11 @@ def test_no_signature(raw: Raw) -> None:
     status, resp, _ = raw.send(
         {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ListKeys"}, b"{}"
     )
-    assert (status, resp["__type"], resp["message"]) == (400, "MissingAuthenticationTokenException", "Missing Authentication Token")
+    assert (status, resp["__type"], resp["message"]) == (
+        400,
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+    )
 
 
 def test_wrong_secret_and_unknown_key(raw: Raw) -> None:

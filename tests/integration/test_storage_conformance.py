@@ -99,7 +99,7 @@ def test_migrated_schema_matches_tables(store_target: StoreTarget) -> None:
 
 
 def test_current_revision_is_head(store_target: StoreTarget) -> None:
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"
     assert current_revision(store_target.url, schema=store_target.schema) == head_revision()
     upgrade_database(store_target.url, schema=store_target.schema)  # idempotent
     assert current_revision(store_target.url, schema=store_target.schema) == head_revision()
@@ -109,7 +109,7 @@ def test_fresh_sqlite_has_no_revision(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert current_revision(url) is None
     upgrade_database(url)
-    assert current_revision(url) == "0001"
+    assert current_revision(url) == "0002"
 
 
 # ------------------------------------------------------------------------------------ transactions
@@ -121,6 +121,52 @@ def test_commit_is_visible_to_another_store(store: SqlStore, open_store: Callabl
     other = open_store()
     with other.tx() as tx:
         assert tx.get_key(ACCOUNT, REGION, "k1") == make_key("k1")
+
+
+def test_read_transaction_sees_commits_and_does_not_wait_for_writers(
+    store: SqlStore, open_store: Callable[..., SqlStore]
+) -> None:
+    with store.tx() as tx:
+        tx.insert_key(make_key("k1"))
+    other = open_store()
+    writer_open = threading.Event()
+    release = threading.Event()
+
+    def hold_write_transaction() -> None:
+        with other.tx() as tx:
+            tx.insert_key(make_key("k2"))
+            writer_open.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold_write_transaction)
+    thread.start()
+    try:
+        assert writer_open.wait(10)
+        started = time.monotonic()
+        with store.read() as tx:
+            assert tx.get_key(ACCOUNT, REGION, "k1") == make_key("k1")
+            assert tx.get_key(ACCOUNT, REGION, "k2") is None  # uncommitted work is invisible
+        assert time.monotonic() - started < 2.0  # the reader did not queue behind the writer
+    finally:
+        release.set()
+        thread.join(10)
+    with store.read() as tx:
+        assert tx.get_key(ACCOUNT, REGION, "k2") is not None
+
+
+def test_serialized_writers_from_many_threads(open_store: Callable[..., SqlStore]) -> None:
+    stores = [open_store(), open_store()]
+
+    def create(i: int) -> None:
+        with stores[i % 2].tx() as tx:
+            tx.insert_key(make_key(f"w{i:03d}"))
+            tx.bump_generation()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(80)))
+    with stores[0].read() as tx:
+        assert len(tx.list_keys(ACCOUNT, REGION, None, 1000)) == 80
+        assert tx.get_generation() == 80
 
 
 def test_rollback_on_exception(store: SqlStore) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
-
 from tests.conftest import client
 from tests.support.servers import ServerProcess
 

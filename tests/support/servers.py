@@ -79,8 +79,16 @@ class Deployment:
 
     def add_access_key(self, account: str, access_key_id: str, secret: str, user: str = "root") -> None:
         self.cli(
-            "admin", "create-access-key", "--account", account, "--user", user,
-            "--access-key-id", access_key_id, "--secret-access-key", secret,
+            "admin",
+            "create-access-key",
+            "--account",
+            account,
+            "--user",
+            user,
+            "--access-key-id",
+            access_key_id,
+            "--secret-access-key",
+            secret,
         )
 
 

@@ -2,9 +2,16 @@
 
 authenticate (SigV4) -> find the operation -> parse and validate the body against the service model ->
 run the service handler (inline, or on a worker thread for operations that wait on the database) ->
-JSON response, or ``{"__type", "message"}`` with the error's status. Unexpected exceptions become
-KMSInternalException carrying only the request id; the traceback goes to the server log, never to the
-client. Request bodies, plaintexts and secrets are never logged.
+audit -> JSON response, or ``{"__type", "message"}`` with the error's status. Unexpected exceptions
+become KMSInternalException carrying only the request id; the traceback goes to the server log, never
+to the client. Request bodies, plaintexts and secrets are never logged.
+
+Audit (architecture.md section 2, step 6): every request that reaches ``__call__`` (except the health
+check) produces exactly one ``Outcome`` handed to the ``AuditHook``: allowed, denied, invalid or not
+authenticated. The response is released only when the hook says the record is durable; if the hook
+raises or its future fails, the answer is KMSInternalException and the handler's result is dropped
+(fail closed). Besides KMS (``TrentService``), other AWS JSON services can be answered at the same
+endpoint (``ApiService``: CloudTrail's LookupEvents), each scoped by its SigV4 signing name.
 """
 
 from __future__ import annotations
@@ -14,18 +21,17 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from openkms import errors
 from openkms.api.http import HttpRequest, HttpResponse
-from openkms.api.model import load_service_model
 from openkms.api.sigv4 import SigV4Verifier, VerifiedRequest
-from openkms.api.validation import parse_body, validate
+from openkms.api.validation import operation_names, parse_body, validate
 from openkms.service.context import Caller, RequestContext
 from openkms.service.kms import Operation
 
@@ -60,17 +66,52 @@ def error_response(error: errors.KMSError, request_id: str) -> HttpResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiService:
+    """One AWS JSON 1.1 service answered at this endpoint."""
+
+    signing_name: str  # the SigV4 credential scope's service ("kms", "cloudtrail")
+    target_prefix: str  # X-Amz-Target prefix including the dot ("TrentService.")
+    operations: Mapping[str, Operation]  # what this build implements
+    known: frozenset[str]  # every operation of the service's model (others: UnknownOperationException)
+    validate: Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(slots=True)
 class Outcome:
-    """What happened to one request; handed to the audit hook."""
+    """What happened to one request; handed to the audit hook (not frozen only because a frozen
+    dataclass costs several microseconds more per request; nobody changes it).
+
+    ``params`` and ``result`` may hold plaintexts, blobs and other secrets: an audit hook must copy only
+    allow-listed members out of them (``openkms.audit.fields``) and must not keep the outcome.
+    """
 
     request_id: str
-    operation: str | None
-    verified: VerifiedRequest | None
-    error: errors.KMSError | None
-    started: float
+    operation: str | None  # the addressed operation, if the target names one of the service's model
+    verified: VerifiedRequest | None  # None: authentication failed (or was not reached)
+    error: errors.KMSError | None  # what the client was answered; None: success
+    started: float  # monotonic
+    time: float = 0.0  # wall clock (the service clock) when the request arrived
+    source_ip: str = ""
+    user_agent: str = ""
+    service: str = "kms"  # signing name of the addressed service
+    params: Mapping[str, Any] | None = None  # validated request members (None if validation failed)
+    result: Mapping[str, Any] | None = None  # the handler's result (success only)
+    context: RequestContext | None = None  # caller and resources touched (``RequestContext.resources``)
+    access_key_id: str | None = None  # named by the Authorization header when authentication failed
 
 
-AuditHook = Callable[[Outcome], None]
+class AuditHook(Protocol):
+    """Records one outcome, then releases ``response``: returns it once the record is durable, or a
+    future of the running event loop that resolves to it when the record is durable and to
+    ``internal_error_response(outcome.request_id)`` if it cannot be written. Raising means "not recorded".
+    Called on the event loop's thread."""
+
+    def __call__(
+        self, outcome: Outcome, response: HttpResponse
+    ) -> HttpResponse | asyncio.Future[HttpResponse]: ...
+
+
+_Response = HttpResponse | Awaitable[HttpResponse]
 
 
 class KmsApi:
@@ -85,10 +126,10 @@ class KmsApi:
         executor: Executor,
         audit: AuditHook | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
+        extra_services: Sequence[ApiService] = (),
     ) -> None:
-        model = load_service_model()
-        self._known = frozenset(model.operations)
-        self._operations = operations
+        kms = ApiService("kms", TARGET_PREFIX, operations, frozenset(operation_names()), validate)
+        self._services = (kms, *extra_services)
         self._verifier = verifier
         self._caller_of = caller_of
         self._clock = clock
@@ -96,106 +137,167 @@ class KmsApi:
         self._audit = audit
         self._health = health or (lambda: {"status": "ok"})
 
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+    def __call__(self, request: HttpRequest) -> _Response:
         request_id = new_request_id()
         started = time.monotonic()
         if request.method == "GET" and request.raw_path in ("/health", "/healthz"):
             return _json_response(200, request_id, orjson.dumps(self._health()))
-        operation_name: str | None = None
+        now = self._clock()
+        route: tuple[ApiService, str] | None = None
         verified: VerifiedRequest | None = None
+        params: dict[str, Any] | None = None
         try:
             if request.method != "POST":
                 raise errors.UnknownOperationException(f"{request.method} is not supported; use POST.")
+            target = _header(request, "x-amz-target")
+            route = self._route(target)
             verified = self._verifier.verify(
                 request.method, request.raw_path, request.query, request.headers, request.body
             )
-            operation_name = self._operation_name(request)
-            operation = self._operations.get(operation_name)
+            if route is None:
+                raise _unknown_target(target)
+            service, name = route
+            if verified.service != service.signing_name:
+                raise errors.InvalidSignatureException(
+                    f"Credential should be scoped to correct service: '{service.signing_name}'. "
+                )
+            operation = service.operations.get(name)
             if operation is None:
                 raise errors.UnsupportedOperationException(
-                    f"The {operation_name} operation is not supported by this openkms release."
+                    f"The {name} operation is not supported by this openkms release."
                 )
-            params = validate(operation_name, parse_body(request.body))
+            params = service.validate(name, parse_body(request.body))
             ctx = RequestContext(
                 request_id=request_id,
                 caller=self._caller_of(verified),
                 region=verified.region,
                 source_ip=request.peer,
                 user_agent=_header(request, "user-agent"),
-                now=self._clock(),
+                now=now,
             )
         except errors.KMSError as exc:
-            return self._finish(request_id, operation_name, verified, started, error=exc)
+            error = exc
         except Exception:
             log.exception("request %s failed before dispatch", request_id)
-            return self._finish(request_id, operation_name, verified, started, error=_internal(request_id))
-        if operation.inline:
-            return self._run(operation, ctx, params, operation_name, verified, started)
-        return self._run_in_thread(operation, ctx, params, operation_name, verified, started)
-
-    async def _run_in_thread(
-        self,
-        operation: Operation,
-        ctx: RequestContext,
-        params: dict[str, Any],
-        name: str,
-        verified: VerifiedRequest,
-        started: float,
-    ) -> HttpResponse:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._run, operation, ctx, params, name, verified, started
+            error = _internal(request_id)
+        else:
+            if operation.inline:
+                return self._run(route, operation, ctx, params, verified, started)
+            return self._run_in_thread(route, operation, ctx, params, verified, started)
+        outcome = Outcome(
+            request_id,
+            route[1] if route is not None else None,
+            verified,
+            error,
+            started,
+            now,
+            request.peer,
+            _header(request, "user-agent"),
+            route[0].signing_name if route is not None else "kms",
+            params,
+            access_key_id=_access_key_hint(request) if verified is None else None,
         )
+        return self._finish(outcome, error_response(error, request_id))
 
-    def _run(
-        self,
-        operation: Operation,
-        ctx: RequestContext,
-        params: dict[str, Any],
-        name: str,
-        verified: VerifiedRequest,
-        started: float,
-    ) -> HttpResponse:
+    def _execute(
+        self, operation: Operation, ctx: RequestContext, params: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, HttpResponse, errors.KMSError | None]:
         try:
             result = operation.handler(ctx, params)
             body = orjson.dumps(result, default=_default)
         except errors.KMSError as exc:
-            return self._finish(ctx.request_id, name, verified, started, error=exc)
+            return None, error_response(exc, ctx.request_id), exc
         except Exception:
-            log.exception("request %s (%s) failed", ctx.request_id, name)
-            return self._finish(ctx.request_id, name, verified, started, error=_internal(ctx.request_id))
-        return self._finish(ctx.request_id, name, verified, started, body=body)
+            log.exception("request %s failed", ctx.request_id)
+            error = _internal(ctx.request_id)
+            return None, error_response(error, ctx.request_id), error
+        return result, _json_response(200, ctx.request_id, body), None
 
-    def _finish(
+    def _run(
         self,
-        request_id: str,
-        operation: str | None,
-        verified: VerifiedRequest | None,
+        route: tuple[ApiService, str],
+        operation: Operation,
+        ctx: RequestContext,
+        params: dict[str, Any],
+        verified: VerifiedRequest,
         started: float,
-        *,
-        body: bytes = b"",
-        error: errors.KMSError | None = None,
-    ) -> HttpResponse:
-        if self._audit is not None:
-            try:
-                self._audit(Outcome(request_id, operation, verified, error, started))
-            except Exception:
-                # Fail closed: a request that cannot be audited does not succeed.
-                log.exception("audit of request %s failed", request_id)
-                return error_response(_internal(request_id), request_id)
-        if error is not None:
-            return error_response(error, request_id)
-        return _json_response(200, request_id, body)
+    ) -> _Response:
+        result, response, error = self._execute(operation, ctx, params)
+        service, name = route
+        outcome = Outcome(
+            ctx.request_id, name, verified, error, started, ctx.now, ctx.source_ip, ctx.user_agent,
+            service.signing_name, params, result, ctx,
+        )  # fmt: skip
+        return self._finish(outcome, response)
 
-    def _operation_name(self, request: HttpRequest) -> str:
-        target = _header(request, "x-amz-target")
-        if not target.startswith(TARGET_PREFIX) or target[len(TARGET_PREFIX) :] not in self._known:
-            raise errors.UnknownOperationException(
-                f"The operation '{target or '(none)'}' is not a TrentService operation."
-                if target
-                else "Missing X-Amz-Target header."
-            )
-        return target[len(TARGET_PREFIX) :]
+    async def _run_in_thread(
+        self,
+        route: tuple[ApiService, str],
+        operation: Operation,
+        ctx: RequestContext,
+        params: dict[str, Any],
+        verified: VerifiedRequest,
+        started: float,
+    ) -> HttpResponse:
+        loop = asyncio.get_running_loop()
+        result, response, error = await loop.run_in_executor(
+            self._executor, self._execute, operation, ctx, params
+        )
+        service, name = route
+        outcome = Outcome(
+            ctx.request_id, name, verified, error, started, ctx.now, ctx.source_ip, ctx.user_agent,
+            service.signing_name, params, result, ctx,
+        )  # fmt: skip
+        # the audit hook is always called on the event loop's thread
+        answer = self._finish(outcome, response)
+        return answer if isinstance(answer, HttpResponse) else await answer
+
+    def _finish(self, outcome: Outcome, response: HttpResponse) -> _Response:
+        """Release ``response`` once the audit record of ``outcome`` is durable (fail closed)."""
+        audit = self._audit
+        if audit is None:
+            return response
+        try:
+            return audit(outcome, response)
+        except Exception:
+            # Fail closed: a request that cannot be audited does not succeed.
+            log.exception("audit of request %s failed", outcome.request_id)
+            return internal_error_response(outcome.request_id)
+
+    def _route(self, target: str) -> tuple[ApiService, str] | None:
+        for service in self._services:
+            if target.startswith(service.target_prefix):
+                name = target[len(service.target_prefix) :]
+                return (service, name) if name in service.known else None
+        return None
+
+
+def internal_error_response(request_id: str) -> HttpResponse:
+    """The answer of a request that failed inside the server (including an audit record that could not
+    be written): KMSInternalException with the request id only."""
+    return error_response(_internal(request_id), request_id)
+
+
+def _unknown_target(target: str) -> errors.KMSError:
+    return errors.UnknownOperationException(
+        f"The operation '{_clip(target)}' is not a TrentService operation."
+        if target
+        else "Missing X-Amz-Target header."
+    )
+
+
+def _clip(value: str, limit: int = 128) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def _access_key_hint(request: HttpRequest) -> str | None:
+    """The access key id an unauthenticated request claims (never the signature): for the audit event."""
+    authorization = _header(request, "authorization")
+    mark = authorization.find("Credential=")
+    if mark < 0:
+        return None
+    key = authorization[mark + 11 :].split("/", 1)[0]
+    return key[:128] if key.isalnum() else None
 
 
 def _header(request: HttpRequest, name: str) -> str:

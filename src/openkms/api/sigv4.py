@@ -101,6 +101,7 @@ class VerifiedRequest:
     credential: Credential
     region: str  # from the credential scope
     signed_at: float  # epoch seconds of X-Amz-Date (or Date)
+    service: str = "kms"  # the signing name of the credential scope (one of the verifier's services)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,12 +338,14 @@ class SigV4Verifier:
         lookup: Callable[[str], Credential | None],
         *,
         service: str = "kms",
+        extra_services: Collection[str] = (),  # further signing names accepted (e.g. "cloudtrail")
         allowed_regions: Collection[str] | None = None,  # None = any well-formed region
         max_skew_seconds: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._lookup = lookup
         self._service = service
+        self._services = frozenset((service, *extra_services))
         self._allowed_regions = frozenset(allowed_regions) if allowed_regions is not None else None
         self._max_skew = float(max_skew_seconds)
         self._skew_text = f"{self._max_skew / 60:g} min."
@@ -350,17 +353,19 @@ class SigV4Verifier:
         self._service_message = f"Credential should be scoped to correct service: '{service}'. "
         self._keys: dict[tuple[str, str, str, str, str], tuple[HASH, HASH]] = {}
         self._keys_lock = threading.Lock()
-        self._scopes: dict[str, tuple[str, str, str]] = {}
+        self._scopes: dict[str, tuple[str, str, str, str]] = {}
         self._signed_lists: dict[str, tuple[str, ...]] = {}
         self._dates: dict[str, float] = {}
 
     # ------------------------------------------------------------------ memoised parsing
 
-    def _signing_states(self, access_key_id: str, secret: str, date: str, region: str) -> tuple[HASH, HASH]:
-        cache_key = (access_key_id, secret, date, region, self._service)
+    def _signing_states(
+        self, access_key_id: str, secret: str, date: str, region: str, service: str
+    ) -> tuple[HASH, HASH]:
+        cache_key = (access_key_id, secret, date, region, service)
         states = self._keys.get(cache_key)
         if states is None:
-            states = _hmac_states(derive_signing_key(secret, date, region, self._service))
+            states = _hmac_states(derive_signing_key(secret, date, region, service))
             with self._keys_lock:
                 while len(self._keys) >= _SIGNING_KEY_CACHE_SIZE:
                     # dicts keep insertion order: evict the oldest entry
@@ -368,8 +373,8 @@ class SigV4Verifier:
                 self._keys[cache_key] = states
         return states
 
-    def _scope(self, credential: str) -> tuple[str, str, str]:
-        """Credential -> (access key id, yyyymmdd, region), validated."""
+    def _scope(self, credential: str) -> tuple[str, str, str, str]:
+        """Credential -> (access key id, yyyymmdd, region, service), validated."""
         scope = self._scopes.get(credential)
         if scope is not None:
             return scope
@@ -388,7 +393,7 @@ class SigV4Verifier:
             raise errors.IncompleteSignatureException(
                 f"Credential date must be in 'yyyyMMdd' format, got '{_clip(date)}'"
             )
-        if service != self._service:
+        if service not in self._services:
             raise errors.InvalidSignatureException(self._service_message)
         if terminator != TERMINATOR:
             raise errors.InvalidSignatureException(
@@ -400,7 +405,7 @@ class SigV4Verifier:
                 raise errors.InvalidSignatureException(INVALID_REGION_MESSAGE)
         elif _REGION_RE.fullmatch(region) is None:
             raise errors.InvalidSignatureException(INVALID_REGION_MESSAGE)
-        scope = (access_key_id, date, region)
+        scope = (access_key_id, date, region, service)
         _remember(self._scopes, credential, scope)
         return scope
 
@@ -466,7 +471,7 @@ class SigV4Verifier:
         credential_text, signed_headers, signature = _parse_authorization(authorization)
 
         # -- 2./3. credential scope (service, terminator, region); 6. SignedHeaders incl. host
-        access_key_id, scope_date, region = self._scope(credential_text)
+        access_key_id, scope_date, region, service = self._scope(credential_text)
         signed = self._signed_list(signed_headers, credential_text)
 
         # -- 4. request time
@@ -571,11 +576,11 @@ class SigV4Verifier:
             f"{canonical_query(query) if query else ''}\n{header_block}\n{signed_headers}\n{payload_hash}"
         )
         string_to_sign = (
-            f"{ALGORITHM}\n{amz_date}\n{scope_date}/{region}/{self._service}/{TERMINATOR}\n"
+            f"{ALGORITHM}\n{amz_date}\n{scope_date}/{region}/{service}/{TERMINATOR}\n"
             + hashlib.sha256(canonical_request.encode("utf-8", "surrogateescape")).hexdigest()
         )
         inner_state, outer_state = self._signing_states(
-            access_key_id, credential.secret_access_key, scope_date, region
+            access_key_id, credential.secret_access_key, scope_date, region, service
         )
         inner = inner_state.copy()
         inner.update(string_to_sign.encode("utf-8"))
@@ -584,4 +589,4 @@ class SigV4Verifier:
         expected = outer.hexdigest()
         if len(signature) != 64 or not signature.isascii() or not hmac.compare_digest(expected, signature):
             raise errors.InvalidSignatureException(MISMATCH_MESSAGE)
-        return VerifiedRequest(credential, region, signed_at)
+        return VerifiedRequest(credential, region, signed_at, service)

@@ -1,54 +1,20 @@
-"""``openkms`` command line: server, init, admin, jobs."""
+"""``openkms`` command line: server, init, admin, jobs, audit."""
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from openkms.config import ConfigError, Settings, load_settings
+from openkms.cli.audit import audit
+from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
 
-console = Console(highlight=False, soft_wrap=True)
-
-
-class OperatorError(click.ClickException):
-    """A start-up or operator failure with a message for the operator (no traceback)."""
-
-
-def _fail_cleanly(func: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        from openkms.app import NotInitializedError
-        from openkms.rootoftrust.base import RootOfTrustError
-
-        from sqlalchemy.exc import SQLAlchemyError
-
-        try:
-            func(*args, **kwargs)
-        except (ConfigError, NotInitializedError, RootOfTrustError) as exc:
-            raise OperatorError(str(exc)) from exc
-        except SQLAlchemyError as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise OperatorError(f"the database could not be used: {first_line}") from exc
-
-    return wrapper
-
-
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    root = ctx.find_root().params
-    merged = {"data_dir": root.get("data_dir"), **overrides}
-    try:
-        return load_settings(root.get("config"), overrides=merged)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+__all__ = ["OperatorError", "main"]
 
 
 @click.group()
@@ -201,7 +167,7 @@ def jobs() -> None:
 @_fail_cleanly
 def jobs_run(ctx: click.Context, at: str | None) -> None:
     """Run every due job once, now or at a given instant."""
-    from openkms.app import build_service
+    from openkms.app import build_audit, build_service, prune_audit, service_event_recorder
     from openkms.clock import FixedClock, SystemClock
 
     clock = SystemClock()
@@ -213,10 +179,20 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
         if instant.tzinfo is None:
             instant = instant.replace(tzinfo=dt.UTC)
         clock = FixedClock(instant.timestamp())  # type: ignore[assignment]
-    service = build_service(_settings(ctx), clock=clock)
-    done = service.run_due_jobs(clock.now())
+    settings = _settings(ctx)
+    service = build_service(settings, clock=clock)
+    audit_parts = build_audit(settings, service.core.keyring)  # RotateKey / DeleteKey service events
+    try:
+        now = clock.now()
+        done = service.run_due_jobs(now, on_event=service_event_recorder(audit_parts, now))
+        prune_audit(settings, audit_parts, now)
+    finally:
+        if audit_parts is not None:
+            audit_parts.writer.close()
     console.print(f"rotated {done['rotated']} key(s), deleted {done['deleted']} key(s)")
 
+
+main.add_command(audit)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -17,3 +17,15 @@ class InvalidCiphertextError(CryptoError):
 
 class UnwrapError(CryptoError):
     """A wrapped value could not be unwrapped: wrong key, wrong AAD, corrupted or unknown format."""
+
+
+class InvalidSignatureError(CryptoError):
+    """A signature did not verify (malformed, wrong key, wrong message: reason intentionally hidden)."""
+
+
+class InvalidMacError(CryptoError):
+    """A MAC did not verify."""
+
+
+class InvalidPublicKeyError(CryptoError):
+    """A peer public key could not be used: bad encoding, wrong key type or curve, or an invalid point."""

@@ -85,7 +85,7 @@ class Aliases:
         scope = f"aliases|{ctx.caller.account}|{ctx.region}|{key_id or ''}"
         after = self.markers.read(scope, p.get("Marker"))
         limit = p.get("Limit", 50)
-        with self.core.store.tx() as tx:
+        with self.core.store.read() as tx:
             rows = tx.list_aliases(ctx.caller.account, ctx.region, key_id, after, limit + 1)
         page, more = rows[:limit], len(rows) > limit
         result: Result = {
@@ -106,7 +106,7 @@ class Aliases:
         return result
 
     def _existing(self, ctx: RequestContext, name: str) -> AliasRecord:
-        with self.core.store.tx() as tx:
+        with self.core.store.read() as tx:
             alias = tx.get_alias(ctx.caller.account, ctx.region, name)
         if alias is None:
             raise errors.NotFoundException(f"Alias {self.core.alias_arn(ctx, name)} is not found.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +21,6 @@ class RequestContext:
     source_ip: str
     user_agent: str
     now: float
+    # Key ARNs this request resolved, in order (may repeat): the audit event's ``resources``. Filled by
+    # ``Core.resolve`` (and by Decrypt for the key named in the ciphertext).
+    resources: list[str] = field(default_factory=list)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openkms import errors
@@ -13,6 +13,7 @@ from openkms.identifiers import alias_arn, key_arn, parse_key_ref
 from openkms.keyring.keyring import Keyring
 from openkms.service.context import RequestContext
 from openkms.service.directory import Directory
+from openkms.service.key_pairs import KeyPairCache
 from openkms.storage.base import KeyRecord, MaterialRecord, Store, Tx
 
 Params = Mapping[str, Any]
@@ -34,6 +35,7 @@ class Core:
     directory: Directory
     clock: Clock
     partition: str
+    key_pairs: KeyPairCache = field(default_factory=KeyPairCache)  # loaded asymmetric private keys
 
     # --- identifiers -------------------------------------------------------------------------------
     def arn(self, key: KeyRecord) -> str:
@@ -57,6 +59,7 @@ class Core:
             assert ref.key_id is not None
             key_id = ref.key_id
         arn = key_arn(self.partition, ctx.region, account, key_id)
+        ctx.resources.append(arn)  # audited as a resource even when the call then fails
         if account != ctx.caller.account:
             # Cross-account access needs key policies (not enforced yet): deny without revealing existence.
             raise access_denied(ctx, action, arn, "no resource-based policy allows")

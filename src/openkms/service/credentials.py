@@ -88,7 +88,7 @@ class Credentials:
         return access_key_id, secret_access_key
 
     def list(self) -> list[AccessKeyRecord]:
-        with self.core.store.tx() as tx:
+        with self.core.store.read() as tx:
             return tx.list_access_keys()
 
     def delete(self, access_key_id: str) -> bool:

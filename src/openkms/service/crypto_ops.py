@@ -18,6 +18,7 @@ from openkms.crypto import symmetric
 from openkms.crypto.context import encode_encryption_context
 from openkms.crypto.errors import InvalidCiphertextError
 from openkms.crypto.wrap import random_bytes
+from openkms.service.asymmetric_ops import AsymmetricOps, is_asymmetric
 from openkms.service.context import RequestContext
 from openkms.service.core import (
     DECRYPT_KEY_NOT_FOUND,
@@ -51,6 +52,7 @@ class Opened:
 class CryptoOps:
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.asymmetric = AsymmetricOps(core)  # RSAES-OAEP Encrypt/Decrypt/ReEncrypt are handed over to it
 
     # --- shared steps ----------------------------------------------------------------------------------
     def _encrypt_key(
@@ -113,6 +115,8 @@ class CryptoOps:
         key = requested or self.core.directory.key(header.account, ctx.region, header.key_id)
         if key is None:
             raise errors.AccessDeniedException(DECRYPT_KEY_NOT_FOUND)
+        if requested is None:
+            ctx.resources.append(self.core.arn(key))  # the key named by the ciphertext, for the audit event
         check_state(StateRule.CRYPTO, key.state, self.core.arn(key))
         if key.key_spec != SYMMETRIC_DEFAULT:
             raise errors.InvalidCiphertextException("")  # only a forged header can name such a key
@@ -133,6 +137,8 @@ class CryptoOps:
     # --- operations --------------------------------------------------------------------------------------
     def encrypt(self, ctx: RequestContext, p: Params) -> Result:
         algorithm = p.get("EncryptionAlgorithm")
+        if is_asymmetric(algorithm):
+            return self.asymmetric.encrypt(ctx, p)
         key = self._encrypt_key(ctx, p["KeyId"], "Encrypt", algorithm)
         reject_grant_tokens(p)
         context = encoded_context(p.get("EncryptionContext"))
@@ -142,6 +148,8 @@ class CryptoOps:
         return {"CiphertextBlob": blob, "KeyId": self.core.arn(key), "EncryptionAlgorithm": SYMMETRIC_DEFAULT}
 
     def decrypt(self, ctx: RequestContext, p: Params) -> Result:
+        if is_asymmetric(p.get("EncryptionAlgorithm")):
+            return self.asymmetric.decrypt(ctx, p)
         reject_recipient(p)
         context = encoded_context(p.get("EncryptionContext"))
         if "IGNORE_CIPHERTEXT" in p.get("DryRunModifiers", ()):
@@ -161,6 +169,10 @@ class CryptoOps:
         }
 
     def re_encrypt(self, ctx: RequestContext, p: Params) -> Result:
+        if is_asymmetric(p.get("SourceEncryptionAlgorithm")) or is_asymmetric(
+            p.get("DestinationEncryptionAlgorithm")
+        ):
+            return self.asymmetric.re_encrypt(ctx, p, self)
         source_context = encoded_context(p.get("SourceEncryptionContext"))
         destination_context = encoded_context(p.get("DestinationEncryptionContext"))
         if "IGNORE_CIPHERTEXT" in p.get("DryRunModifiers", ()):

@@ -57,7 +57,7 @@ class Directory:
         cache_key = (account, region, key_id)
         found = self._keys.get(cache_key)
         if found is None:
-            with self._store.tx() as tx:
+            with self._store.read() as tx:
                 found = tx.get_key(account, region, key_id)
             self._remember(self._keys, cache_key, found, generation)
         return found
@@ -67,7 +67,7 @@ class Directory:
         cache_key = (account, region, name)
         found = self._aliases.get(cache_key)
         if found is None:
-            with self._store.tx() as tx:
+            with self._store.read() as tx:
                 found = tx.get_alias(account, region, name)
             self._remember(self._aliases, cache_key, found, generation)
         return found
@@ -77,7 +77,7 @@ class Directory:
         cache_key = (account, key_id)
         found = self._materials.get(cache_key)
         if found is None:
-            with self._store.tx() as tx:
+            with self._store.read() as tx:
                 found = {m.material_id: m for m in tx.list_materials(account, key_id)}
             self._remember(self._materials, cache_key, found or None, generation)
         return found
@@ -86,7 +86,7 @@ class Directory:
         generation = self._refresh()
         found = self._access_keys.get(access_key_id)
         if found is None:
-            with self._store.tx() as tx:
+            with self._store.read() as tx:
                 found = tx.get_access_key(access_key_id)
             self._remember(self._access_keys, access_key_id, found, generation)
         return found

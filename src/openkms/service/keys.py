@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from openkms import errors
-from openkms.crypto.symmetric import generate_symmetric_material, new_material_id
+from openkms.crypto.symmetric import new_material_id
 from openkms.identifiers import new_key_id
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result, reject_grant_tokens
+from openkms.service.key_material import new_material
 from openkms.service.keyspecs import ALGORITHM_LIST_MEMBER, SPECS, SUPPORTED_SPECS
 from openkms.service.keystate import StateRule, check_state
 from openkms.service.pagination import Markers
 from openkms.service.policy_documents import check_policy, default_policy
+from openkms.service.regions import check_spec_region
 from openkms.service.tags import parse_tags
 from openkms.storage.base import KeyRecord, KeyState, MaterialRecord, MaterialState
 
@@ -74,6 +76,7 @@ class Keys:
         origin = p.get("Origin", "AWS_KMS")
         if origin in ("AWS_CLOUDHSM", "EXTERNAL_KEY_STORE") or "CustomKeyStoreId" in p or "XksKeyId" in p:
             raise errors.CustomKeyStoreNotFoundException("Custom key stores are not available in openkms.")
+        check_spec_region(spec, ctx.region)
         if spec not in SUPPORTED_SPECS:
             raise errors.UnsupportedOperationException(
                 f"KeySpec {spec} is not supported by this openkms release."
@@ -95,7 +98,7 @@ class Keys:
 
         key_id = new_key_id()
         material_id = new_material_id().hex()
-        secret = generate_symmetric_material()
+        secret, public_key = new_material(spec)  # RSA: up to seconds (CreateKey runs on a thread)
         ekt, root_version = self.core.keyring.wrap_material(
             ctx.caller.account, key_id, material_id, spec, secret
         )
@@ -121,12 +124,16 @@ class Keys:
             root_key_version=root_version,
             state=MaterialState.CURRENT,
             created_at=ctx.now,
+            public_key=public_key,
         )
-        with self.core.store.tx() as tx:
+        # The quota is checked in a read transaction, outside the database write lock, so concurrent
+        # CreateKey calls do not queue behind a count; a burst may overshoot the quota by a few keys.
+        with self.core.store.read() as tx:
             if tx.count_keys(key.account, key.region) >= MAX_KEYS_PER_REGION:
                 raise errors.LimitExceededException(
                     "The number of keys in this Region has reached its limit."
                 )
+        with self.core.store.tx() as tx:
             tx.insert_key(key)
             tx.insert_material(material)
             if tags:
@@ -143,7 +150,7 @@ class Keys:
         scope = f"keys|{ctx.caller.account}|{ctx.region}"
         after = self.markers.read(scope, p.get("Marker"))
         limit = p.get("Limit", 100)
-        with self.core.store.tx() as tx:
+        with self.core.store.read() as tx:
             rows = tx.list_keys(ctx.caller.account, ctx.region, after, limit + 1)
         page, more = rows[:limit], len(rows) > limit
         result: Result = {
@@ -233,7 +240,7 @@ class Keys:
     # --- background ------------------------------------------------------------------------------------
     def delete_due_keys(self, now: float, limit: int = 100) -> list[KeyRecord]:
         """Delete keys whose waiting period is over (called by the jobs runner). Returns what was deleted."""
-        with self.core.store.tx() as tx:
+        with self.core.store.read() as tx:
             due = tx.keys_due_for_deletion(now, limit)
         deleted: list[KeyRecord] = []
         for key in due:

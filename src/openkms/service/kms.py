@@ -6,16 +6,22 @@ that is missing here answers UnsupportedOperationException naming it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from openkms.service.aliases import Aliases
 from openkms.service.core import Core, Handler
 from openkms.service.credentials import Credentials
 from openkms.service.crypto_ops import CryptoOps
+from openkms.service.data_key_pairs import DataKeyPairs
+from openkms.service.key_usage import KeyUsage, KeyUsageSource
 from openkms.service.keys import Keys
+from openkms.service.mac_ops import MacOps
 from openkms.service.pagination import Markers
 from openkms.service.rotation import Rotation
+from openkms.service.signing_ops import SigningOps
 from openkms.service.tags import Tags
+from openkms.storage.base import KeyRecord
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,21 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "GenerateDataKey": ("crypto", "generate_data_key", True),
     "GenerateDataKeyWithoutPlaintext": ("crypto", "generate_data_key_without_plaintext", True),
     "GenerateRandom": ("crypto", "generate_random", True),
+    "GenerateDataKeyPair": ("data_key_pairs", "generate_data_key_pair", False),  # RSA keygen: slow
+    "GenerateDataKeyPairWithoutPlaintext": (
+        "data_key_pairs",
+        "generate_data_key_pair_without_plaintext",
+        False,
+    ),
+    "Sign": ("signing", "sign", True),
+    "Verify": ("signing", "verify", True),
+    "GetPublicKey": ("signing", "get_public_key", True),
+    "GenerateMac": ("mac", "generate_mac", True),
+    "VerifyMac": ("mac", "verify_mac", True),
+    "DeriveSharedSecret": ("asymmetric", "derive_shared_secret", True),
+    # ML-KEM-512 runs in pure Python (milliseconds): keep it off the event loop.
+    "Encapsulate": ("asymmetric", "encapsulate", False),
+    "Decapsulate": ("asymmetric", "decapsulate", False),
     "DescribeKey": ("keys", "describe_key", True),
     "CreateKey": ("keys", "create_key", False),
     "ListKeys": ("keys", "list_keys", False),
@@ -55,27 +76,42 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "GetKeyRotationStatus": ("rotation", "get_key_rotation_status", False),
     "RotateKeyOnDemand": ("rotation", "rotate_key_on_demand", False),
     "ListKeyRotations": ("rotation", "list_key_rotations", False),
+    "GetKeyLastUsage": ("key_usage", "get_key_last_usage", False),  # reads the audit log
 }
 SUPPORTED_OPERATIONS = frozenset(_TABLE)
 
 
 class KmsService:
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, key_usage: KeyUsageSource | None = None) -> None:
         self.core = core
         markers = Markers(core.keyring.subkey(b"pagination-markers"))
         self.keys = Keys(core, markers)
         self.crypto = CryptoOps(core)
+        self.asymmetric = self.crypto.asymmetric
+        self.data_key_pairs = DataKeyPairs(self.crypto)
+        self.signing = SigningOps(core)
+        self.mac = MacOps(core)
         self.aliases = Aliases(core, markers)
         self.tags = Tags(core, markers)
         self.rotation = Rotation(core, markers)
         self.credentials = Credentials(core)
+        self.key_usage = KeyUsage(core, key_usage)
         self.operations: dict[str, Operation] = {
             name: Operation(getattr(getattr(self, component), method), inline)
             for name, (component, method, inline) in _TABLE.items()
         }
 
-    def run_due_jobs(self, now: float) -> dict[str, int]:
-        """One pass of the background work; safe to call from several nodes (each step re-checks)."""
+    def run_due_jobs(
+        self, now: float, on_event: Callable[[str, KeyRecord], None] | None = None
+    ) -> dict[str, int]:
+        """One pass of the background work; safe to call from several nodes (each step re-checks).
+        ``on_event("RotateKey" | "DeleteKey", key)`` is called for each action taken (the audit log)."""
         rotated = self.rotation.rotate_due_keys(now)
+        if on_event is not None:
+            for key in rotated:
+                on_event("RotateKey", key)
         deleted = self.keys.delete_due_keys(now)
+        if on_event is not None:
+            for key in deleted:
+                on_event("DeleteKey", key)
         return {"rotated": len(rotated), "deleted": len(deleted)}

@@ -114,7 +114,7 @@ class Rotation:
         scope = f"rotations|{arn}|{int(include_all)}"
         after = self.markers.read(scope, p.get("Marker"))
         limit = p.get("Limit", 100)
-        with self.core.store.tx() as tx:
+        with self.core.store.read() as tx:
             materials = tx.list_materials(key.account, key.key_id)
         entries = [m for m in materials if include_all or m.rotation_type is not None]
         start = int(after) if after is not None else 0
@@ -135,7 +135,7 @@ class Rotation:
     # --- automatic rotation ------------------------------------------------------------------------------
     def rotate_due_keys(self, now: float, limit: int = 100) -> list[KeyRecord]:
         """Rotate every enabled key whose rotation is due (called by the jobs runner)."""
-        with self.core.store.tx() as tx:
+        with self.core.store.read() as tx:
             due = tx.keys_due_for_rotation(now, limit)
         rotated: list[KeyRecord] = []
         for key in due:

@@ -63,7 +63,7 @@ class Tags:
         scope = f"tags|{self.core.arn(key)}"
         after = self.markers.read(scope, p.get("Marker"))
         limit = p.get("Limit", 50)
-        with self.core.store.tx() as tx:
+        with self.core.store.read() as tx:
             tags = tx.list_tags(key.account, key.region, key.key_id)
         if after is not None:
             tags = [t for t in tags if t.key > after]

@@ -201,7 +201,10 @@ class Tx(Protocol):
 
 class Store(Protocol):
     def tx(self) -> AbstractContextManager[Tx]:
-        """Open a transaction; commit on normal exit, roll back on exception."""
+        """Open a write transaction; commit on normal exit, roll back on exception."""
+    def read(self) -> AbstractContextManager[Tx]:
+        """Open a read-only transaction (a consistent snapshot that never waits for writers where the
+        backend allows it). Writing through it is a contract violation."""
 
     def close(self) -> None: ...
 

@@ -144,3 +144,72 @@ generation = Table(
     Column("n", BigInteger, nullable=False),
     CheckConstraint("id = 1", name="single_row"),
 )
+
+# --- audit log (openkms.audit) ------------------------------------------------------------------------
+# Events are stored one row per group commit ("block"): ``events`` holds the batch's chain records as
+# JSON lines, ``{"seq":N,"prev":"<hex>","hash":"<hex>","event":{...CloudTrail record...}}``, the same lines
+# as the JSON-lines file sink. A row per event (plus its index entries) would cost every request more
+# than the record itself; a block costs one row per commit. ``first_seq`` is assigned inside the commit
+# transaction that moves the chain head (below), so every process and node appends to one ordered chain.
+# hash = SHA-256(prev || seq || canonical JSON of the event).
+AUDIT_SEQ = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid: cheap
+KEY_ARN = 256
+
+audit_blocks = Table(
+    "audit_blocks",
+    metadata,
+    Column("first_seq", AUDIT_SEQ, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("min_time", Double, nullable=False),  # event times (epoch seconds) of the block's events
+    Column("max_time", Double, nullable=False),
+    Column("events", Text, nullable=False),
+    Index(None, "max_time"),
+)
+
+# Which blocks hold events that touched a key (CloudTrail ``resources``): one row per key per block.
+audit_block_keys = Table(
+    "audit_block_keys",
+    metadata,
+    Column("key_arn", String(KEY_ARN), primary_key=True),
+    Column("block", BigInteger, primary_key=True, autoincrement=False),  # the block's first_seq
+)
+
+# A single row (id = 1): the chain head, locked by every append, and the state of the digests.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),  # last event's seq (0: none yet)
+    Column("hash", String(64), nullable=False),  # last event's hash
+    Column("started_at", Double, nullable=False),  # when this log began (GetKeyLastUsage tracking start)
+    Column("first_seq", BigInteger, nullable=False),  # first event kept (retention deletes older ones)
+    Column("first_prev_hash", String(64), nullable=False),  # the chain value before first_seq
+    Column("digest_number", BigInteger, nullable=False),  # last digest's number (0: none)
+    Column("digest_seq", BigInteger, nullable=False),  # last seq covered by a digest
+    Column("digest_at", Double, nullable=False),
+    Column("digest_hash", String(64), nullable=False),  # SHA-256 of the last digest (digests are chained)
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# Signed statements committing to the chain: "events first_seq..last_seq end with last_hash".
+audit_digests = Table(
+    "audit_digests",
+    metadata,
+    Column("number", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at", Double, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON of the statement
+    Column("signature", Text, nullable=False),  # base64 Ed25519 signature of ``body``
+)
+
+# Digest signing keys: Ed25519 seeds wrapped by the root key (AAD binds the key id); public keys in clear.
+audit_signing_keys = Table(
+    "audit_signing_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("wrapped_seed", LargeBinary, nullable=False),
+    Column("root_key_version", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
