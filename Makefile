@@ -20,6 +20,8 @@ run: $(BIN)/.installed
 	$(BIN)/openkms --data-dir $(DATA_DIR) server
 
 test: $(BIN)/.installed tests/js/node_modules/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 check: $(BIN)/.installed
