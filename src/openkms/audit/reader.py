@@ -182,7 +182,7 @@ class AuditReader:
 
     def _blocks(self, stmt: Select[Any]) -> list[StoredBlock]:
         with self._engine.connect() as conn:
-            return [StoredBlock(*row) for row in conn.execute(stmt)]
+            return [StoredBlock(*tuple(row)) for row in conn.execute(stmt)]
 
     def blocks(
         self,
@@ -275,7 +275,7 @@ class AuditReader:
     def digests(self) -> list[StoredDigest]:
         with self._engine.connect() as conn:
             rows = conn.execute(select(audit_digests).order_by(audit_digests.c.number)).all()
-        return [StoredDigest(*row) for row in rows]
+        return [StoredDigest(*tuple(row)) for row in rows]
 
     # --- KeyUsageSource -----------------------------------------------------------------------------
     def last_usage(self, key_arn: str) -> KeyUsageRecord | None:

@@ -40,7 +40,7 @@ class StoredSigningKey:
 def stored_keys(engine: Engine) -> list[StoredSigningKey]:
     with engine.begin() as conn:
         rows = conn.execute(select(audit_signing_keys).order_by(audit_signing_keys.c.created_at)).all()
-    return [StoredSigningKey(*row) for row in rows]
+    return [StoredSigningKey(*tuple(row)) for row in rows]
 
 
 def ensure_signing_key(engine: Engine, keyring: Keyring, now: float) -> StoredSigningKey:
@@ -53,7 +53,7 @@ def ensure_signing_key(engine: Engine, keyring: Keyring, now: float) -> StoredSi
             conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
         row = conn.execute(select(audit_signing_keys).order_by(audit_signing_keys.c.created_at)).first()
         if row is not None:
-            return StoredSigningKey(*row)
+            return StoredSigningKey(*tuple(row))
         seed = digest_signing.generate_seed()
         public = digest_signing.public_key(seed)
         key_id = digest_signing.key_id(public)
