@@ -8,61 +8,25 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 from tests.integration.test_keys_e2e import error_of
+from tests.support.awscli import AwsRunner, aws_runner
 from tests.support.servers import TEST_ACCOUNT, TEST_REGION, ServerProcess
 
-AWS = Path(sys.executable).parent / "aws"
 ERROR_LINE = re.compile(
     r"An error occurred \((?P<code>\w+)\) when calling the (?P<op>\w+) operation: ?(?P<msg>.*)"
 )
 
-Aws = Callable[..., subprocess.CompletedProcess[str]]
+Aws = AwsRunner
 
 
 @pytest.fixture(scope="module")
 def aws(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Aws:
-    """Runs ``aws <args>`` with only the documented environment; cwd is a scratch dir for fileb:// files."""
-    if not AWS.exists():
-        pytest.fail(f"the aws CLI is not installed next to the interpreter ({AWS})")
-    workdir = tmp_path_factory.mktemp("awscli")
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENKMS_"))}
-    base_env.update(
-        AWS_ENDPOINT_URL=server.url,
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_DEFAULT_REGION=TEST_REGION,
-        AWS_CONFIG_FILE=str(workdir / "no-such-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "no-such-credentials"),
-        AWS_PAGER="",
-    )
-
-    def run(*args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(AWS), *args],
-            env={**base_env, **env},
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"aws {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    run.workdir = workdir  # type: ignore[attr-defined]
-    return run
+    return aws_runner(server.url, tmp_path_factory.mktemp("awscli"))
 
 
 def aws_json(aws: Aws, *args: str) -> dict:

@@ -4,56 +4,29 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tests.support import openssl
-from tests.support.servers import TEST_REGION, ServerProcess
-
-AWS = Path(sys.executable).parent / "aws"
+from tests.support.awscli import aws_runner
+from tests.support.servers import ServerProcess
 
 
 @pytest.fixture(scope="module")
 def aws(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    if not AWS.exists():
-        pytest.fail(f"the aws CLI is not installed next to the interpreter ({AWS})")
-    workdir = tmp_path_factory.mktemp("awscli-asym")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENKMS_"))}
-    env.update(
-        AWS_ENDPOINT_URL=server.url,
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_DEFAULT_REGION=TEST_REGION,
-        AWS_CONFIG_FILE=str(workdir / "none"),
-        AWS_SHARED_CREDENTIALS_FILE=str(workdir / "none"),
-        AWS_PAGER="",
-    )
+    run = aws_runner(server.url, tmp_path_factory.mktemp("awscli-asym"))
 
-    def run(*args: str, check: bool = True) -> dict:  # type: ignore[type-arg]
-        result = subprocess.run(
-            [str(AWS), *args, "--output", "json"],
-            env=env,
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"aws {' '.join(args)}: {result.stderr}")
+    def run_json(*args: str, check: bool = True) -> dict:  # type: ignore[type-arg]
+        result = run(*args, "--output", "json", check=check)
         return (
             json.loads(result.stdout)
             if result.returncode == 0 and result.stdout.strip()
             else {"stderr": result.stderr, "rc": result.returncode}
         )
 
-    run.workdir = workdir  # type: ignore[attr-defined]
-    return run
+    run_json.workdir = run.workdir  # type: ignore[attr-defined]
+    return run_json
 
 
 def test_cli_sign_verify_with_openssl(aws) -> None:  # type: ignore[no-untyped-def]
