@@ -24,6 +24,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from openkms.audit.chain import GENESIS_HEX, DigestState, digest_due, event_line, link
 from openkms.audit.sink import PendingEvent, sign_digest
 from openkms.crypto.digest_signing import DigestSigner
+from openkms.storage.sql import sqlite_write_lock
 from openkms.storage.tables import audit_block_keys, audit_blocks, audit_chain, audit_digests
 
 CHAIN_NAME = "database"
@@ -98,6 +99,12 @@ class DatabaseSink:
     def _transaction(self) -> Iterator[Any]:
         """A DB-API cursor inside one transaction on this sink's own connection (kept open between
         batches); committed on exit, rolled back on error, and the connection replaced after an error."""
+        # Queue with the key store's writers on SQLite instead of meeting them in busy-handler sleeps.
+        with sqlite_write_lock(self._engine), self._cursor_transaction() as cursor:
+            yield cursor
+
+    @contextlib.contextmanager
+    def _cursor_transaction(self) -> Iterator[Any]:
         if self._raw is None:
             self._raw = self._engine.raw_connection()
         raw = self._raw

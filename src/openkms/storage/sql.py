@@ -19,7 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -197,6 +197,27 @@ class _SqliteWriteLock:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_WRITE_LOCKS: dict[str, _SqliteWriteLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def sqlite_write_lock(engine: Engine) -> AbstractContextManager[None]:
+    """The node-wide writer queue of a SQLite database (a no-op for other databases).
+
+    Every writer of the file must hold it around its write transaction, the audit log's included, or
+    writers fall back to SQLite's sleeping busy handler whenever they meet.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database:
+        return nullcontext()
+    path = os.path.realpath(database)
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(path)
+        if lock is None:
+            lock = _WRITE_LOCKS[path] = _SqliteWriteLock(path)
+    return lock.held()
 
 
 def _postgres_engine(url: URL, schema: str | None, pool_size: int) -> Engine:
@@ -687,8 +708,7 @@ class SqlStore:
             url, schema=schema, sqlite_synchronous=sqlite_synchronous, pool_size=pool_size
         )
         self._statements = _Statements(self._engine.dialect.name)
-        database = self._engine.url.database
-        self._write_lock = _SqliteWriteLock(database) if self.dialect == "sqlite" and database else None
+        self._sqlite_file = self.dialect == "sqlite" and bool(self._engine.url.database)
 
     @property
     def engine(self) -> Engine:
@@ -701,11 +721,11 @@ class SqlStore:
 
     @contextmanager
     def tx(self) -> Iterator[SqlTx]:
-        if self._write_lock is None:
+        if not self._sqlite_file:
             with self._engine.begin() as conn:
                 yield SqlTx(conn, self._statements)
             return
-        with self._write_lock.held(), self._engine.begin() as conn:
+        with sqlite_write_lock(self._engine), self._engine.begin() as conn:
             yield SqlTx(conn, self._statements)
 
     @contextmanager
