@@ -77,7 +77,7 @@ def paired(
 
 
 def context() -> RequestContext:
-    caller = Caller(ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root", "bench", "root")
+    caller = Caller(ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root", "bench")
     return RequestContext("bench", caller, "us-east-1", "127.0.0.1", "bench", time.time())
 
 

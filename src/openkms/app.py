@@ -169,7 +169,7 @@ def build_api(
 
     def caller_of(verified: VerifiedRequest) -> Caller:
         c = verified.credential
-        return Caller(c.account, c.principal_arn, c.access_key_id, c.principal_arn.rpartition("/")[2])
+        return Caller(c.account, c.principal_arn, c.access_key_id)
 
     # CloudTrail's LookupEvents is answered from the audit database at the same endpoint
     extra = (LookupEvents(audit_reader, settings.kms.partition).service(),) if audit_reader else ()

@@ -44,8 +44,11 @@ def alias_arn(partition: str, region: str, account: str, alias_name: str) -> str
     return f"arn:{partition}:kms:{region}:{account}:{alias_name}"
 
 
-def principal_root_arn(partition: str, account: str) -> str:
-    return f"arn:{partition}:iam::{account}:root"
+def principal_arn(partition: str, account: str, user_name: str) -> str:
+    """The IAM principal of an access key: the account root, or an IAM user."""
+    if user_name == "root":
+        return f"arn:{partition}:iam::{account}:root"
+    return f"arn:{partition}:iam::{account}:user/{user_name}"
 
 
 def parse_key_ref(value: str, *, region: str, allow_alias: bool) -> KeyRef:

@@ -10,7 +10,6 @@ class Caller:
     account: str
     principal_arn: str
     access_key_id: str
-    user_name: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import string
 from dataclasses import dataclass, field
 
 from openkms import errors
+from openkms.identifiers import principal_arn
 from openkms.service.core import Core
 from openkms.storage.base import AccessKeyRecord, DuplicateError
 
@@ -36,12 +37,6 @@ _BASE32 = string.ascii_uppercase + "234567"
 
 class CredentialError(ValueError):
     """An operator supplied an unusable access key id, secret, account or user name."""
-
-
-def principal_arn(partition: str, account: str, user_name: str) -> str:
-    if user_name == "root":
-        return f"arn:{partition}:iam::{account}:root"
-    return f"arn:{partition}:iam::{account}:user/{user_name}"
 
 
 class Credentials:

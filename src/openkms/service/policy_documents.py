@@ -9,6 +9,7 @@ from __future__ import annotations
 import orjson
 
 from openkms import errors
+from openkms.identifiers import principal_arn
 
 MAX_POLICY_BYTES = 32 * 1024
 
@@ -19,7 +20,7 @@ _DEFAULT_POLICY = """{
     "Sid" : "Enable IAM User Permissions",
     "Effect" : "Allow",
     "Principal" : {
-      "AWS" : "arn:%(partition)s:iam::%(account)s:root"
+      "AWS" : "%(root)s"
     },
     "Action" : "kms:*",
     "Resource" : "*"
@@ -28,7 +29,7 @@ _DEFAULT_POLICY = """{
 
 
 def default_policy(partition: str, account: str) -> str:
-    return _DEFAULT_POLICY % {"partition": partition, "account": account}
+    return _DEFAULT_POLICY % {"root": principal_arn(partition, account, "root")}
 
 
 def check_policy(document: str) -> None:

@@ -31,7 +31,7 @@ def outcome(
 ) -> Outcome:
     ctx = RequestContext(
         "req-1",
-        Caller(ACCOUNT, CREDENTIAL.principal_arn, "AKIAEXAMPLE", "alice"),
+        Caller(ACCOUNT, CREDENTIAL.principal_arn, "AKIAEXAMPLE"),
         "us-east-1",
         "192.0.2.10",
         "Boto3/1.x",
