@@ -180,8 +180,13 @@ def build_api(
         max_skew_seconds=settings.kms.max_skew_seconds,
     )
 
+    pid = os.getpid()  # which worker answered: lets operators and tests see connections spread
+
     def health() -> dict[str, Any]:
-        return {"status": "ok", "audit": audit.stats()} if audit is not None else {"status": "ok"}
+        status: dict[str, Any] = {"status": "ok", "worker": pid}
+        if audit is not None:
+            status["audit"] = audit.stats()
+        return status
 
     clock = service.core.clock
     return KmsApi(

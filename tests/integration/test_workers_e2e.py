@@ -76,3 +76,23 @@ def test_concurrent_creates_from_many_clients(multi: ServerProcess) -> None:
     for key_id in flat[::7]:
         blob = admin.encrypt(KeyId=key_id, Plaintext=b"v")["CiphertextBlob"]
         assert admin.decrypt(CiphertextBlob=blob)["Plaintext"] == b"v"
+
+
+def test_connections_are_spread_over_the_workers(multi: ServerProcess) -> None:
+    # Each worker listens on its own SO_REUSEPORT socket: a burst of new connections must not all land
+    # on the worker that happened to wake first (it did with one shared accept queue).
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    address = urlsplit(multi.url)
+    connections = [http.client.HTTPConnection(address.hostname, address.port, timeout=10) for _ in range(32)]
+    workers = set()
+    try:
+        for conn in connections:
+            conn.request("GET", "/health")
+            workers.add(json.loads(conn.getresponse().read())["worker"])
+    finally:
+        for conn in connections:
+            conn.close()
+    assert len(workers) == 2

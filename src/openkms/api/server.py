@@ -1,7 +1,10 @@
-"""Process model: one listening socket, N forked uvloop workers, a supervising master.
+"""Process model: listening sockets, N forked uvloop workers, a supervising master.
 
-The master binds the socket (so port 0 works and every worker shares one accept queue), then either
-serves in-process (``workers == 1``) or forks the workers and supervises them: a worker that dies
+The master binds the sockets (so port 0 works), then either serves in-process (``workers == 1``) or
+forks the workers and supervises them. With several workers each gets its own ``SO_REUSEPORT`` socket
+on the same port, so the kernel spreads connections evenly: with one shared accept queue the worker
+that wakes first takes most of a burst of new connections (measured: one of two workers served 99 %
+of a 32-connection benchmark). A worker that dies
 unexpectedly is restarted with exponential backoff; SIGTERM/SIGINT stop everything gracefully
 (workers stop listening, close idle keep-alive connections, finish in-flight requests for up to
 ``SHUTDOWN_TIMEOUT`` seconds, exit 0). Each worker builds its handler after the fork, so no
@@ -39,7 +42,7 @@ _DEFAULT_LIMITS = ServerLimits()
 _MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A non-blocking listening TCP socket on ``host`` (name, IPv4 or IPv6 literal) and ``port``."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -47,6 +50,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(_BACKLOG)
         sock.setblocking(False)
@@ -145,7 +150,8 @@ def serve(
     """Serve until SIGTERM or SIGINT, then return after a graceful shutdown. Call from the main thread."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    sock = bind_socket(host, port)
+    sockets = bind_sockets(host, port, workers)
+    sock = sockets[0]
     try:
         if on_listening is not None:
             on_listening(host, sock.getsockname()[1])
@@ -159,9 +165,28 @@ def serve(
                 if thread is not None:
                     thread.join(SHUTDOWN_TIMEOUT)
         else:
-            _Supervisor(sock, make_handler, workers, limits, ssl_context).run(master_task, stop_event)
+            _Supervisor(sockets, make_handler, limits, ssl_context).run(master_task, stop_event)
     finally:
-        sock.close()
+        for each in sockets:
+            each.close()
+
+
+def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per worker on one port: ``SO_REUSEPORT`` where the platform has it (the
+    kernel then balances new connections across them), else one socket that every worker shares."""
+    if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        shared = bind_socket(host, port)
+        return [shared] * count
+    first = bind_socket(host, port, reuse_port=True)
+    sockets = [first]
+    try:
+        for _ in range(count - 1):
+            sockets.append(bind_socket(host, first.getsockname()[1], reuse_port=True))
+    except BaseException:
+        for each in sockets:
+            each.close()
+        raise
+    return sockets
 
 
 class _Supervisor:
@@ -169,17 +194,16 @@ class _Supervisor:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sockets: list[socket.socket],
         make_handler: Callable[[], Handler],
-        workers: int,
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
-        self._sock = sock
+        self._sockets = sockets  # slot -> its listening socket (the master keeps them for restarts)
         self._make_handler = make_handler
         self._limits = limits
         self._ssl_context = ssl_context
-        self._slots = workers
+        self._slots = len(sockets)
         self._children: dict[int, int] = {}  # pid -> slot
         self._started: dict[int, float] = {}  # slot -> monotonic start time
         self._failures: dict[int, int] = {}  # slot -> consecutive early deaths
@@ -207,18 +231,22 @@ class _Supervisor:
                 stream.flush()
         pid = os.fork()
         if pid == 0:
-            self._child()  # never returns
+            self._child(slot)  # never returns
         self._children[pid] = slot
         self._started[slot] = time.monotonic()
         log.info("worker %d started (pid %d)", slot, pid)
 
-    def _child(self) -> None:
+    def _child(self, slot: int) -> None:
         code = 1
+        sock = self._sockets[slot]
+        for other in self._sockets:
+            if other is not sock:
+                other.close()  # only the worker's own socket: no connection waits on a non-accepting copy
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C reaches the master, which relays
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
-            _run_worker(self._sock, self._make_handler, self._limits, self._ssl_context, (signal.SIGTERM,))
+            _run_worker(sock, self._make_handler, self._limits, self._ssl_context, (signal.SIGTERM,))
             code = 0
         except BaseException:
             log.exception("worker failed")
@@ -272,7 +300,8 @@ class _Supervisor:
         for pid in list(self._children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        self._sock.close()  # the master never accepts; the workers hold their own copies
+        for sock in self._sockets:
+            sock.close()  # the master never accepts; the workers hold their own copies
         end = time.monotonic() + SHUTDOWN_TIMEOUT + 2.0
         while self._children and time.monotonic() < end:
             info = signal.sigtimedwait(_MASTER_SIGNALS, 0.1)
