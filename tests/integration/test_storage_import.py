@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from openkms.storage.base import MaterialState
-from openkms.storage.sql import SqlStore
 from tests.integration.test_storage_conformance import (
     ACCOUNT,
     OTHER_ACCOUNT,
@@ -16,6 +14,9 @@ from tests.integration.test_storage_conformance import (
     make_material,
     mid,
 )
+
+from openkms.storage.base import MaterialState
+from openkms.storage.sql import SqlStore
 
 pytest_plugins = ["tests.integration.storage_fixtures"]
 
