@@ -573,3 +573,25 @@ def test_openssl_and_aws_cli_flow(server: ServerProcess, kms: Any, tmp_path: Pat
         assert again["KeyMaterialId"] == out["KeyMaterialId"]
     deleted = json.loads(aws("kms", "delete-imported-key-material", "--key-id", key_id).stdout)
     assert deleted["KeyId"].endswith(key_id)
+
+
+def test_audit_never_holds_tokens_or_wrapped_material(deployment: Deployment, kms: Any) -> None:
+    key = external_key(kms)
+    params = kms.get_parameters_for_import(
+        KeyId=key["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    encrypted = wrap("RSAES_OAEP_SHA_256", params["PublicKey"], os.urandom(32))
+    kms.import_key_material(
+        KeyId=key["KeyId"],
+        ImportToken=params["ImportToken"],
+        EncryptedKeyMaterial=encrypted,
+        ExpirationModel=FOREVER,
+    )
+    out = deployment.cli("audit", "query", "--key", key["KeyId"], "--json").stdout
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    names = {e["eventName"] for e in events}
+    assert {"GetParametersForImport", "ImportKeyMaterial"} <= names
+    for secret in (params["ImportToken"], params["PublicKey"], encrypted):
+        assert base64.b64encode(secret).decode()[:40] not in out
+    imported = next(e for e in events if e["eventName"] == "ImportKeyMaterial")
+    assert imported["requestParameters"]["expirationModel"] == FOREVER
