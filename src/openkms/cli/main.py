@@ -189,7 +189,10 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
     finally:
         if audit_parts is not None:
             audit_parts.writer.close()
-    console.print(f"rotated {done['rotated']} key(s), deleted {done['deleted']} key(s)")
+    console.print(
+        f"rotated {done['rotated']} key(s), deleted {done['deleted']} key(s), "
+        f"expired {done['expired']} imported key material(s)"
+    )
 
 
 main.add_command(audit)

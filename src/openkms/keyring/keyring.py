@@ -243,3 +243,13 @@ class Keyring:
             with self._lock:
                 self._subkeys[purpose] = key
         return key
+
+    def identity_key(self) -> bytes:
+        """A 32-byte key for values that must stay stable for the deployment's life (imported-material
+        ids, kms-semantics.md section 5.3), derived from the OLDEST root-key version held.
+
+        Unlike :meth:`subkey`, it does not follow root-key rotation: a re-import must map the same bytes to
+        the same id years later. Root-key rotation must therefore keep version 1 loadable (or carry this
+        key forward) for as long as imported keys exist.
+        """
+        return derive_subkey(self._root_keys[min(self._root_keys)], _EXT_PURPOSE_PREFIX + b"material-id-v1")

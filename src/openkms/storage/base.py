@@ -89,6 +89,11 @@ class MaterialRecord:
     rotation_type: str | None = None  # None (initial), "AUTOMATIC" or "ON_DEMAND"
     rotation_date: float | None = None
     public_key: bytes | None = None  # DER SubjectPublicKeyInfo for asymmetric keys
+    # imported key material (Origin EXTERNAL) only; None for generated material
+    import_state: str | None = None  # "IMPORTED" or "PENDING_IMPORT" (deleted or expired)
+    expiration_model: str | None = None  # KEY_MATERIAL_EXPIRES / KEY_MATERIAL_DOES_NOT_EXPIRE while imported
+    valid_to: float | None = None  # expiry of the current import (KEY_MATERIAL_EXPIRES)
+    description: str | None = None  # KeyMaterialDescription
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +163,14 @@ class Tx(Protocol):
         self, account: str, key_id: str, material_id: str, state: MaterialState
     ) -> None: ...
 
+    # imported key material
+    def replace_material(self, material: MaterialRecord) -> None:
+        """Overwrite every non-key column of an existing material (ekt, state, import fields, ...)."""
+
+    def materials_due_for_expiry(self, now: float, limit: int) -> list[tuple[KeyRecord, MaterialRecord]]:
+        """Imported materials that still have an ``ekt`` and whose ``valid_to <= now``, any account, each
+        with the key it belongs to (every Region's key of that account and key id)."""
+
     # aliases
     def get_alias(self, account: str, region: str, name: str) -> AliasRecord | None: ...
     def insert_alias(self, alias: AliasRecord) -> None: ...
@@ -202,6 +215,7 @@ class Tx(Protocol):
 class Store(Protocol):
     def tx(self) -> AbstractContextManager[Tx]:
         """Open a write transaction; commit on normal exit, roll back on exception."""
+
     def read(self) -> AbstractContextManager[Tx]:
         """Open a read-only transaction (a consistent snapshot that never waits for writers where the
         backend allows it). Writing through it is a contract violation."""

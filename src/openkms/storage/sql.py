@@ -358,6 +358,20 @@ class _Statements:
             .where(_where(materials, "account", "key_id", "material_id"))
             .values(state=_p("state"))
         )
+        # imported key material
+        material_pk = ("account", "key_id", "material_id")
+        self.replace_material: Update = (
+            update(materials)
+            .where(_where(materials, *material_pk))
+            .values({n: _p(n) for n in _MATERIAL_FIELDS if n not in material_pk})
+        )
+        self.materials_due_for_expiry: Select[Any] = (
+            select(*key_cols, *material_cols)
+            .join(keys, and_(keys.c.account == materials.c.account, keys.c.key_id == materials.c.key_id))
+            .where(materials.c.valid_to <= _p("now"), materials.c.ekt.is_not(None))
+            .order_by(materials.c.valid_to, materials.c.account, materials.c.key_id)
+            .limit(limit)
+        )
 
         # aliases
         alias_cols = [aliases.c[n] for n in _ALIAS_FIELDS]
@@ -432,7 +446,7 @@ def _values(row: Row[Any]) -> list[Any]:
     return list(row)
 
 
-def _key_row(row: Row[Any]) -> KeyRecord:
+def _key_row(row: Sequence[Any]) -> KeyRecord:
     values = list(row)
     values[_KEY_STATE_INDEX] = KeyState(values[_KEY_STATE_INDEX])
     return KeyRecord(*values)
@@ -444,7 +458,7 @@ def _key_params(key: KeyRecord) -> dict[str, Any]:
     return params
 
 
-def _material_row(row: Row[Any]) -> MaterialRecord:
+def _material_row(row: Sequence[Any]) -> MaterialRecord:
     values = list(row)
     values[_MATERIAL_STATE_INDEX] = MaterialState(values[_MATERIAL_STATE_INDEX])
     return MaterialRecord(*values)
@@ -569,6 +583,18 @@ class SqlTx:
             self._q.set_material_state,
             {"p_account": account, "p_key_id": key_id, "p_material_id": material_id, "p_state": state.value},
         )
+
+    # imported key material
+
+    def replace_material(self, material: MaterialRecord) -> None:
+        params = _params(material, _MATERIAL_FIELDS)
+        params["p_state"] = material.state.value
+        self._run(self._q.replace_material, params)
+
+    def materials_due_for_expiry(self, now: float, limit: int) -> list[tuple[KeyRecord, MaterialRecord]]:
+        rows = self._run(self._q.materials_due_for_expiry, {"p_now": now, "p_limit": limit})
+        n = len(_KEY_FIELDS)
+        return [(_key_row(row[:n]), _material_row(row[n:])) for row in rows]
 
     # aliases
 

@@ -82,6 +82,12 @@ materials = Table(
     Column("rotation_type", String(32), nullable=True),
     Column("rotation_date", Double, nullable=True),
     Column("public_key", LargeBinary, nullable=True),
+    # imported key material (migration 0003)
+    Column("import_state", String(32), nullable=True),
+    Column("expiration_model", String(32), nullable=True),
+    Column("valid_to", Double, nullable=True),
+    Column("description", Text, nullable=True),
+    Index(None, "valid_to"),
 )
 
 aliases = Table(
