@@ -285,10 +285,10 @@ def _arn_like(values: Sequence[str | Template]) -> Matcher:
             text = pattern.resolve(ctx) if isinstance(pattern, Template) else pattern
             if text is None:
                 continue
+            if text == "*":
+                return True
             wanted = text.split(":", 5)
-            if len(wanted) != 6:
-                if glob_match(text, value):
-                    return True
+            if len(wanted) != 6:  # not an ARN pattern: matches nothing
                 continue
             if all(glob_match(w, p) for w, p in zip(wanted, parts, strict=True)):
                 return True
