@@ -14,7 +14,9 @@ VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "authz"
 _ARN_ACCOUNT = re.compile(r"arn:[^:]+:[^:]+:[^:]*:(\d{12}):")
 
 
-def principal(spec: dict[str, Any], identity_policies: Any = ..., policies: dict[str, Any] | None = None) -> Principal:
+def principal(
+    spec: dict[str, Any], identity_policies: Any = ..., policies: dict[str, Any] | None = None
+) -> Principal:
     arn = spec["arn"]
     account = spec.get("account") or _ARN_ACCOUNT.match(arn).group(1)  # type: ignore[union-attr]
     if arn.endswith(":root"):

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.support.authz_vectors import request, tables
 
 from openkms.authz.evaluator import evaluate
 from openkms.authz.lockout import locks_out
 from openkms.authz.messages import access_denied_message
 from openkms.authz.model import Denial
-from tests.support.authz_vectors import request, tables
 
 CASES = [
-    pytest.param(table, case, id=f"{name}::{case['name']}") for name, table in tables() for case in table["cases"]
+    pytest.param(table, case, id=f"{name}::{case['name']}")
+    for name, table in tables()
+    for case in table["cases"]
 ]
 
 
