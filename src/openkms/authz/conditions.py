@@ -18,11 +18,11 @@ import ipaddress
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from openkms import errors
-from openkms.authz.context import Context
-from openkms.authz.globs import glob_match, has_wildcard
+from openkms.authz.context import KEY_POLICY_IGNORED, Context
+from openkms.authz.globs import compile_glob, glob_match, has_wildcard
 from openkms.authz.variables import Template, parse_template
 
 # A compiled "does this one request value match any of the policy's values?" test.
@@ -77,37 +77,11 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """One (operator, key) pair of a Condition block."""
+    """One (operator, key) pair of a Condition block, with its test compiled into ``holds``."""
 
     operator: str  # as written, e.g. "ForAnyValue:StringLikeIfExists"
     key: str  # lower-cased
-    set_op: int
-    if_exists: bool
-    negated: bool
-    null: bool | None  # the expected absence for Null, else None
-    match: Matcher
-
-    def holds(self, ctx: Context, key_policy: bool) -> bool:
-        value = ctx.get(self.key, key_policy=key_policy)
-        if value is not None and not isinstance(value, str | bool | int | float) and not value:
-            value = None  # an empty multi-valued key counts as absent
-        if self.null is not None:
-            return (value is None) == self.null
-        if value is None:
-            if self.if_exists:
-                return True
-            if self.set_op == _ANY:
-                return False
-            if self.set_op == _ALL:
-                return True
-            return self.negated
-        if isinstance(value, str | bool | int | float):
-            return self.match(value, ctx) != self.negated
-        if self.set_op == _ALL:
-            return all(self.match(item, ctx) != self.negated for item in value)
-        if self.set_op == _ANY:
-            return any(self.match(item, ctx) != self.negated for item in value)
-        return any(self.match(item, ctx) for item in value) != self.negated
+    holds: Callable[[Context], bool]
 
 
 def compile_block(block: Any, *, key_policy: bool, variables: bool) -> tuple[Condition, ...]:
@@ -129,15 +103,59 @@ def compile_block(block: Any, *, key_policy: bool, variables: bool) -> tuple[Con
             if key_policy and set_op == _ALL:
                 _check_not_overly_permissive(name)
             values = _values(operator, raw)
+            # Identity-policy-only keys are absent when a key policy is evaluated (section 6.5).
+            ignored = key_policy and name in KEY_POLICY_IGNORED
             if family == "null":
                 expect = _parse_bool(operator, values[0]) if len(values) == 1 else None
                 if expect is None:
                     raise _bad_value(operator, raw)
-                out.append(Condition(operator, name, _NONE, False, False, expect, _never))
-                continue
-            matcher = _compile_family(family, operator, values, variables)
-            out.append(Condition(operator, name, set_op, if_exists, negated, None, matcher))
+                holds = _constant(expect) if ignored else _null_test(name, expect)
+            else:
+                matcher = _compile_family(family, operator, values, variables)
+                absent = if_exists or set_op == _ALL or (set_op == _NONE and negated)
+                holds = _constant(absent) if ignored else _test(name, set_op, negated, absent, matcher)
+            out.append(Condition(operator, name, holds))
     return tuple(out)
+
+
+def _constant(result: bool) -> Callable[[Context], bool]:
+    return lambda _ctx: result
+
+
+def _null_test(name: str, expect_absent: bool) -> Callable[[Context], bool]:
+    def holds(ctx: Context) -> bool:
+        value = ctx.get(name)
+        if value is None:
+            return expect_absent
+        cls = value.__class__
+        if cls is str or cls is bool or cls is int or cls is float:
+            return not expect_absent
+        return (not value) == expect_absent  # an empty multi-valued key counts as absent
+
+    return holds
+
+
+def _test(name: str, set_op: int, negated: bool, absent: bool, match: Matcher) -> Callable[[Context], bool]:
+    """The condition's test, specialised once so a request pays for no option it does not use."""
+
+    def holds(ctx: Context) -> bool:
+        value = ctx.get(name)
+        if value is None:
+            return absent
+        cls = value.__class__
+        if cls is str or cls is bool or cls is int or cls is float:
+            return match(value, ctx) is not negated
+        items = cast("Sequence[Any]", value)
+        if not items:  # an empty multi-valued key counts as absent
+            return absent
+        if set_op == _ALL:
+            return all(match(item, ctx) is not negated for item in items)
+        if set_op == _ANY:
+            return any(match(item, ctx) is not negated for item in items)
+        # A single-valued operator on a multi-valued key: any value matching counts as a match.
+        return any(match(item, ctx) for item in items) is not negated
+
+    return holds
 
 
 def _split_operator(operator: str) -> tuple[int, str, bool]:
@@ -190,10 +208,6 @@ def _bad_value(operator: str, raw: Any) -> errors.KMSError:
     )
 
 
-def _never(_value: Any, _ctx: Context) -> bool:
-    return False
-
-
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -232,7 +246,7 @@ def _string_equals(values: Sequence[str | Template]) -> Matcher:
     static = frozenset(v for v in values if isinstance(v, str))
     templates = [v for v in values if isinstance(v, Template)]
     if not templates:
-        return lambda value, _ctx: (value if isinstance(value, str) else _as_text(value)) in static
+        return lambda value, _ctx: (value if value.__class__ is str else _as_text(value)) in static
 
     def match(value: Any, ctx: Context) -> bool:
         text = value if isinstance(value, str) else _as_text(value)
@@ -260,13 +274,16 @@ def _string_equals_ic(values: Sequence[str | Template]) -> Matcher:
 
 def _string_like(values: Sequence[str | Template]) -> Matcher:
     exact = frozenset(v for v in values if isinstance(v, str) and not has_wildcard(v))
-    globs = [v for v in values if isinstance(v, str) and has_wildcard(v)]
+    globs = [compile_glob(v) for v in values if isinstance(v, str) and has_wildcard(v)]
     templates = [v for v in values if isinstance(v, Template)]
 
     def match(value: Any, ctx: Context) -> bool:
-        text = value if isinstance(value, str) else _as_text(value)
-        if text in exact or any(glob_match(g, text) for g in globs):
+        text = value if value.__class__ is str else _as_text(value)
+        if text in exact:
             return True
+        for glob in globs:
+            if glob.match(text) is not None:
+                return True
         return any(t.glob_match(text, ctx) for t in templates)
 
     return match
