@@ -9,8 +9,10 @@
    ``((kp_direct or kp_account) and ip_allow) or grant_ok``. Without a key policy (alias and account-level
    resources) the identity policies alone decide, within the caller's account.
 
-The account root, and a principal whose identity policies are not modelled (``identity_policies is
-None``), have an implicit allow-all identity policy (kms-semantics.md 6.4 notes).
+The account root has an implicit allow-all identity policy; a principal whose identity policies are not
+modelled (``identity_policies is None``) is treated as allow-all within its own account only, as
+``authz.model.Principal`` specifies (kms-semantics.md 6.4 notes): cross-account use by such a principal
+needs a grant.
 
 This runs on every request: policies come compiled from the cache, statements pre-sorted per action, and
 allowing decisions (immutable) are cached per deciding statement, so the common path allocates little.
@@ -79,13 +81,13 @@ def evaluate(request: AccessRequest) -> Decision:
     # Step 4 (identity policies are evaluated only when a path needs them).
     if key_policy is None:
         if same_account:
-            ip = _identity_allow(principal, identity, action, resource, ctx)
+            ip = _identity_allow(principal, identity, action, resource, ctx, same_account)
             if ip is not None:
                 return _decision(f"allowed by {ip} (no resource-based policy applies)")
     elif kp_direct is not None and same_account:
         return _decision(f"allowed by key policy {kp_direct.label}")
     elif kp_direct is not None or kp_account is not None:
-        ip = _identity_allow(principal, identity, action, resource, ctx)
+        ip = _identity_allow(principal, identity, action, resource, ctx, same_account)
         if ip is not None:
             if kp_direct is not None:
                 return _decision(f"allowed by key policy {kp_direct.label} (naming the caller) and {ip}")
@@ -100,7 +102,7 @@ def evaluate(request: AccessRequest) -> Decision:
         if match == grant_rules.DIRECT:
             return Decision(True, f"allowed by grant {grant.grant_id}", grant_id=grant.grant_id)
         if match == grant_rules.ACCOUNT:
-            ip = _identity_allow(principal, identity, action, resource, ctx)
+            ip = _identity_allow(principal, identity, action, resource, ctx, same_account)
             if ip is not None:
                 return Decision(
                     True,
@@ -155,12 +157,13 @@ def _identity_allow(
     action: str,
     resource: str,
     ctx: Context,
+    same_account: bool,
 ) -> str | None:
     """Why the caller's identity policies allow the action on the resource, or None."""
     if principal.type is PrincipalType.ACCOUNT:
         return ROOT_IDENTITY
     if identity is None:
-        return UNMODELLED_IDENTITY
+        return UNMODELLED_IDENTITY if same_account else None
     for number, policy in enumerate(identity, start=1):
         for statement in policy.for_action(action)[1]:
             if statement.applies(resource, ctx):
