@@ -34,13 +34,14 @@ from openkms.audit.writer import AuditWriter, ServiceEvent
 from openkms.clock import Clock, SystemClock
 from openkms.config import Settings
 from openkms.keyring.keyring import Keyring
-from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
+from openkms.rootoftrust.base import RootOfTrust
 from openkms.rootoftrust.file import FileRootOfTrust
 from openkms.service.context import Caller
 from openkms.service.core import Core
 from openkms.service.directory import Directory
 from openkms.service.generation import ClusterGenerationPoller, LocalGeneration
 from openkms.service.kms import KmsService
+from openkms.service.root_keys import unwrap_root_key_record
 from openkms.storage.base import KeyRecord, RootKeyRecord, Store
 from openkms.storage.migrate import upgrade_database
 from openkms.storage.sql import SqlStore, create_sql_engine
@@ -137,17 +138,6 @@ def load_keyring(settings: Settings, store: Store) -> Keyring:
     return Keyring(
         root_keys, latest.version, cache_size=settings.kms.material_cache_size, resolver=resolve
     )
-
-
-def unwrap_root_key_record(root: RootOfTrust, record: RootKeyRecord) -> bytes:
-    """Unwrap one stored root-key version, naming a provider mismatch clearly."""
-    if record.provider != root.name:
-        raise RootOfTrustError(
-            f"root key version {record.version} is protected by the '{record.provider}' provider but "
-            f"root_of_trust.provider is '{root.name}'; set the provider back, or finish "
-            "'openkms operator migrate-root-of-trust'"
-        )
-    return root.unwrap_root_key(record.wrapped)
 
 
 def build_service(
