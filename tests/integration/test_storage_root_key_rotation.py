@@ -24,7 +24,8 @@ ACCOUNT = "123456789012"
 
 def _key(key_id: str, region: str = "us-east-1", spec: str = "SYMMETRIC_DEFAULT") -> KeyRecord:
     return KeyRecord(
-        ACCOUNT, region, key_id, T0, "", spec, "ENCRYPT_DECRYPT", "AWS_KMS", "CUSTOMER", KeyState.ENABLED, "{}"
+        ACCOUNT, region, key_id, T0, "", spec, "ENCRYPT_DECRYPT", "AWS_KMS", "CUSTOMER",
+        KeyState.ENABLED, "{}",
     )
 
 
@@ -62,7 +63,8 @@ def test_materials_to_rewrap_and_compare_and_set(store: SqlStore) -> None:
         tx.insert_material(_material("k2", "d" * 64, 1, ekt=None))  # deleted imported material
     with store.read() as tx:
         found = tx.materials_to_rewrap(2, 100)
-        assert [(m.material_id[0], spec) for m, spec in found] == [("a", "SYMMETRIC_DEFAULT"), ("c", "HMAC_256")]
+        expected = [("a", "SYMMETRIC_DEFAULT"), ("c", "HMAC_256")]
+        assert [(m.material_id[0], spec) for m, spec in found] == expected
         assert len(tx.materials_to_rewrap(2, 1)) == 1
         assert tx.materials_to_rewrap(1, 100) == []
         assert tx.count_wrapped_by_root_key() == {1: 2, 2: 1}
