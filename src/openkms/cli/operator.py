@@ -21,6 +21,7 @@ def operator() -> None:
 def _status(ctx: click.Context) -> dict[str, Any]:
     from openkms.app import open_store, root_of_trust
     from openkms.rootoftrust.base import RootOfTrustError
+    from openkms.service.root_keys import unwrap_root_key_record
 
     settings = _settings(ctx)
     store = open_store(settings)
@@ -34,8 +35,11 @@ def _status(ctx: click.Context) -> dict[str, Any]:
         raise OperatorError(f"{settings.data_dir} is not initialized; run 'openkms init'")
     provider = settings.root_of_trust.provider
     try:
-        health = root_of_trust(settings).health()
-    except RootOfTrustError as exc:  # the token is absent, the key file unreadable, ...
+        root = root_of_trust(settings)
+        health = root.health()
+        for record in records:  # healthy means: every stored root-key version unwraps
+            unwrap_root_key_record(root, record)
+    except RootOfTrustError as exc:  # the token is absent, the key file unreadable, wrong provider...
         health = {"name": provider, "ok": False, "error": str(exc)}
     latest = records[-1].version
     return {

@@ -114,7 +114,11 @@ class _Library:
     def __init__(self, path: str) -> None:
         self.lib = pkcs11.lib(path)
         self.epoch = 0
-        self.lock = threading.Lock()
+        # python-pkcs11 calls C_Initialize(NULL), which tells the module that the application does not
+        # call it from several threads at once (SoftHSM2 then uses no mutexes and crashes under
+        # concurrent calls).  So every call into the module holds this lock.  The module is off the hot
+        # path (unwrapped material is cached), so serialising it costs nothing measurable.
+        self.lock = threading.RLock()
 
     def reset(self, seen_epoch: int) -> int:
         with self.lock:
@@ -138,17 +142,15 @@ def _library(path: str) -> _Library:
         if found is None:
             if not os.path.exists(path):
                 raise RootOfTrustError(f"PKCS#11 module {path} does not exist (is softhsm2 installed?)")
-            try:
-                found = _LIBRARIES[path] = _Library(path)
-            except p11.PKCS11Error as exc:
-                raise RootOfTrustError(f"cannot load PKCS#11 module {path}: {exc}") from None
+            found = _LIBRARIES[path] = _Library(path)  # PKCS11Error: the caller names the token
         return found
 
 
 class _Connection:
     """Sessions of one (re)connection; discarded whole when anything goes wrong."""
 
-    def __init__(self, epoch: int, token: Any, key_handle_session: Any, key: Any) -> None:
+    def __init__(self, library: _Library, epoch: int, token: Any, key_handle_session: Any, key: Any) -> None:
+        self.library = library
         self.epoch = epoch
         self.token = token
         self.idle: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
@@ -199,7 +201,17 @@ class Pkcs11RootOfTrust:
         return f"PKCS#11 token '{c.token_label}' (module {c.module})"
 
     def _connect(self, *, create_key: bool = False, seen_epoch: int | None = None) -> _Connection:
-        library = _library(self._config.module)
+        try:
+            library = _library(self._config.module)
+        except p11.PKCS11Error as exc:
+            # SoftHSM2 fails C_Initialize when its token directory is missing
+            raise RootOfTrustError(
+                f"{self._where()} is not available: the module failed to initialize ({_describe(exc)})"
+            ) from None
+        with library.lock:
+            return self._connect_locked(library, create_key, seen_epoch)
+
+    def _connect_locked(self, library: _Library, create_key: bool, seen_epoch: int | None) -> _Connection:
         if seen_epoch is not None:
             library.reset(seen_epoch)
         epoch = library.epoch
@@ -214,7 +226,7 @@ class Pkcs11RootOfTrust:
             raise RootOfTrustError(
                 f"cannot use key '{self._config.key_label}' on {self._where()}: {_describe(exc)}"
             ) from None
-        return _Connection(epoch, token, session, key)
+        return _Connection(library, epoch, token, session, key)
 
     def _find_token(self, library: _Library, epoch: int) -> Any:
         label = self._config.token_label
@@ -292,7 +304,8 @@ class Pkcs11RootOfTrust:
                 conn = self._conn
                 if conn is None or not conn.alive:
                     # Re-initialize the module: after a failure its view of slots and tokens is stale.
-                    seen = _library(self._config.module).epoch if conn is None else conn.epoch
+                    library = _LIBRARIES.get(self._config.module)
+                    seen = conn.epoch if conn is not None else library.epoch if library else None
                     self._conn = None
                     conn = self._conn = self._connect(seen_epoch=seen)
                 try:
@@ -310,10 +323,11 @@ class Pkcs11RootOfTrust:
     def _open_extra(self, conn: _Connection) -> tuple[Any, Any]:
         # Caller holds self._lock.  The login is shared, so extra sessions open without a PIN.
         try:
-            session = conn.token.open(rw=True)
-            key = session.get_key(
-                label=self._config.key_label, key_type=KeyType.AES, object_class=ObjectClass.SECRET_KEY
-            )
+            with conn.library.lock:
+                session = conn.token.open(rw=True)
+                key = session.get_key(
+                    label=self._config.key_label, key_type=KeyType.AES, object_class=ObjectClass.SECRET_KEY
+                )
         except p11.PKCS11Error as exc:
             conn.alive = False
             raise RootOfTrustError(f"cannot open a session on {self._where()}: {_describe(exc)}") from None
@@ -330,10 +344,13 @@ class Pkcs11RootOfTrust:
         for _attempt in range(2):
             with self._session() as (conn, _session, key):
                 try:
-                    return op(key)
+                    with conn.library.lock:
+                        return op(key)
                 except p11.PKCS11Error as exc:
                     last = exc
-                    if value_may_be_bad and self._session_works(key):
+                    with conn.library.lock:
+                        rejected = value_may_be_bad and self._session_works(key)
+                    if rejected:
                         raise _ValueRejected from None
                     self._drop(conn)
         raise RootOfTrustError(f"{self._where()} failed: {_describe(last)}; will reconnect on next use")
