@@ -4,7 +4,6 @@ file -> pkcs11 migration, "the database and data directory alone reveal nothing"
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -148,7 +147,7 @@ def _all_bytes(directory: Path) -> bytes:
 
 @pytest.mark.parametrize("provider", ["file", "pkcs11"])
 def test_database_and_data_directory_alone_reveal_nothing(
-    tmp_path: Path, hsm: SoftHsm, started: list[ServerProcess], provider: str
+    tmp_path: Path, hsm: SoftHsm, started: list[ServerProcess], provider: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = pkcs11_env(hsm) if provider == "pkcs11" else {}
     deployment = deploy(tmp_path / "data", env)
@@ -181,8 +180,8 @@ def test_database_and_data_directory_alone_reveal_nothing(
     from openkms.app import load_keyring, open_store
     from openkms.config import load_settings
 
-    real = load_settings(environ={**deployment.env(), **os.environ, **deployment.env()})
-    os.environ.update(hsm.env())
+    real = load_settings(environ=deployment.env())
+    monkeypatch.setenv("SOFTHSM2_CONF", str(hsm.conf))
     store = open_store(real)
     try:
         keyring = load_keyring(real, store)
