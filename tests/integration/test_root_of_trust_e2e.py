@@ -140,6 +140,22 @@ def test_rotation_and_migration_while_serving(
     report = status(deployment)
     assert report["root_key_version"] == 3 and report["rewrap_pending"] == 0 and report["exit"] == 0
 
+    # and back: pkcs11 -> a new key file
+    new_file = tmp_path / "new-root.key"
+    out = deployment.cli(
+        "operator", "migrate-root-of-trust", "--to", "file", "--key-file", str(new_file)
+    ).stdout
+    assert "[1, 2, 3] now protected by the 'file' provider" in out
+    assert new_file.stat().st_mode & 0o777 == 0o600
+    started.pop().stop()
+    for name in ("PROVIDER", "PKCS11_TOKEN_LABEL", "PKCS11_PIN_FILE"):
+        deployment.extra_env.pop(f"OPENKMS_ROOT_OF_TRUST_{name}")
+    deployment.extra_env["OPENKMS_ROOT_OF_TRUST_KEY_FILE"] = str(new_file)
+    hsm.remove_tokens()  # the token is no longer needed
+    kms = start(deployment, started)
+    assert kms.decrypt(CiphertextBlob=before)["Plaintext"] == b"before rotation"
+    assert kms.decrypt(CiphertextBlob=after_rotation)["Plaintext"] == b"after rotation"
+
 
 def _all_bytes(directory: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file())
