@@ -119,6 +119,7 @@ class _Library:
         # concurrent calls).  So every call into the module holds this lock.  The module is off the hot
         # path (unwrapped material is cached), so serialising it costs nothing measurable.
         self.lock = threading.RLock()
+        self.forked = False  # set in a forked child: the module must be initialized again there
 
     def reset(self, seen_epoch: int) -> int:
         with self.lock:
@@ -136,9 +137,25 @@ _LIBRARIES: dict[str, _Library] = {}
 _LIBRARIES_LOCK = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # PKCS#11: a forked child must C_Initialize again (and must not use the parent's sessions).  Locks
+    # another thread held at the fork would never be released in the child, so they are replaced.
+    global _LIBRARIES_LOCK
+    _LIBRARIES_LOCK = threading.Lock()
+    for library in _LIBRARIES.values():
+        library.lock = threading.RLock()
+        library.forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _library(path: str) -> _Library:
     with _LIBRARIES_LOCK:
         found = _LIBRARIES.get(path)
+        if found is not None and found.forked:
+            found.forked = False
+            found.reset(found.epoch)
         if found is None:
             if not os.path.exists(path):
                 raise RootOfTrustError(f"PKCS#11 module {path} does not exist (is softhsm2 installed?)")
@@ -302,7 +319,8 @@ class Pkcs11RootOfTrust:
         try:
             with self._lock:
                 conn = self._conn
-                if conn is None or not conn.alive:
+                # stale too when the module was re-initialized since (by another provider, or a fork)
+                if conn is None or not conn.alive or conn.epoch != _library(self._config.module).epoch:
                     # Re-initialize the module: after a failure its view of slots and tokens is stale.
                     library = _LIBRARIES.get(self._config.module)
                     seen = conn.epoch if conn is not None else library.epoch if library else None
