@@ -13,6 +13,7 @@ from rich.table import Table
 
 from openkms.cli.audit import audit
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
+from openkms.cli.operator import operator
 
 __all__ = ["OperatorError", "main"]
 
@@ -196,6 +197,7 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
 
 
 main.add_command(audit)
+main.add_command(operator)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

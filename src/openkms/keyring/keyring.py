@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from openkms.crypto.errors import UnwrapError
 from openkms.crypto.wrap import KEY_LEN, derive_subkey, random_bytes, unwrap, wrap
@@ -76,6 +76,8 @@ class Keyring:
         "_ekt_keys",
         "_index",
         "_lock",
+        "_resolve_lock",
+        "_resolver",
         "_root_keys",
         "_secret_keys",
         "_subkeys",
@@ -87,6 +89,7 @@ class Keyring:
         current_version: int,
         cache_size: int = 10000,
         cache_ttl: float | None = None,
+        resolver: Callable[[int], bytes | None] | None = None,
     ) -> None:
         if current_version not in root_keys:
             raise ValueError("current_version is not among the root keys")
@@ -109,6 +112,11 @@ class Keyring:
         self._cache: OrderedDict[_CacheKey, tuple[str, bytes, float]] = OrderedDict()
         self._index: dict[tuple[str, str], set[str]] = {}  # (account, key_id) -> material ids cached
         self._lock = threading.Lock()
+        # Root-key rotation (``openkms operator rotate-root-key``) adds versions while servers run:
+        # ``resolver(version)`` fetches and unwraps a version this keyring has not seen (None: no such
+        # version), so re-wrapped records stay readable without a restart.
+        self._resolver = resolver
+        self._resolve_lock = threading.Lock()
 
     # --- never reveal or serialise secrets -------------------------------------------------------
     def __repr__(self) -> str:
@@ -132,6 +140,34 @@ class Keyring:
     def generate_root_key() -> bytes:
         """Return a new random 32-byte root key."""
         return random_bytes(KEY_LEN)
+
+    def _resolve(self, version: int, keys: dict[int, bytes]) -> bytes | None:
+        """Fetch an unseen root-key version through the resolver; a newer one becomes current."""
+        if self._resolver is None or version <= 0:
+            return None
+        with self._resolve_lock:
+            if version not in self._root_keys:
+                root_key = self._resolver(version)
+                if root_key is None or len(root_key) != KEY_LEN:
+                    return None
+                # Derived keys first, then the root key: readers check the derived maps without the lock.
+                self._ekt_keys[version] = derive_subkey(root_key, _EKT_PURPOSE)
+                self._secret_keys[version] = derive_subkey(root_key, _SECRET_PURPOSE)
+                self._root_keys[version] = bytes(root_key)
+                if version > self._current_version:
+                    # A rotation happened: wrap new values under the new version from now on, so the
+                    # rotation's re-wrap pass converges while this process keeps serving.
+                    self._current_version = version
+                    with self._lock:
+                        self._subkeys.clear()
+        return keys.get(version)
+
+    def adopt_latest(self, version: int) -> bool:
+        """Make root-key ``version`` current if it is newer than the current one (fetching it through the
+        resolver); return whether it is now known."""
+        if version <= self._current_version:
+            return version in self._root_keys
+        return self._resolve(version, self._ekt_keys) is not None
 
     # --- key material ----------------------------------------------------------------------------
     def wrap_material(
@@ -167,7 +203,7 @@ class Keyring:
                         self._cache.move_to_end(cache_key)
                         return material
                     self._drop(cache_key)
-        wrap_key = self._ekt_keys.get(root_key_version)
+        wrap_key = self._ekt_keys.get(root_key_version) or self._resolve(root_key_version, self._ekt_keys)
         if wrap_key is None:
             raise KeyringError("unknown root key version")
         try:
@@ -220,7 +256,9 @@ class Keyring:
 
     def unwrap_secret(self, purpose: str, binding: str, wrapped: bytes, root_key_version: int) -> bytes:
         """Reverse :meth:`wrap_secret`; raise :class:`KeyringError` on any failure.  Not cached."""
-        wrap_key = self._secret_keys.get(root_key_version)
+        wrap_key = self._secret_keys.get(root_key_version) or self._resolve(
+            root_key_version, self._secret_keys
+        )
         if wrap_key is None:
             raise KeyringError("unknown root key version")
         try:

@@ -201,6 +201,39 @@ class Tx(Protocol):
     def latest_root_key(self) -> RootKeyRecord | None: ...
     def insert_root_key(self, record: RootKeyRecord) -> None: ...
 
+    # root key rotation
+    def list_root_keys(self) -> list[RootKeyRecord]:
+        """Every root-key version, oldest first."""
+
+    def replace_root_key(self, record: RootKeyRecord, expected_provider: str) -> None:
+        """Store ``record.provider`` and ``record.wrapped`` for ``record.version`` (a root-of-trust
+        migration re-wraps the same root key); ``ConflictError`` if the stored provider is not
+        ``expected_provider`` or the version does not exist."""
+
+    def count_wrapped_by_root_key(self) -> dict[int, int]:
+        """Number of stored secrets (materials with an EKT, access-key secrets, audit signing keys) per
+        root-key version."""
+
+    def materials_to_rewrap(self, below_version: int, limit: int) -> list[tuple[MaterialRecord, str]]:
+        """Up to ``limit`` materials with an EKT under a root-key version below ``below_version``, each
+        with its key's ``key_spec`` (part of the EKT's AAD)."""
+
+    def rewrap_material(self, material: MaterialRecord, ekt: bytes, root_key_version: int) -> bool:
+        """Replace the EKT of ``material`` if it still holds ``material.ekt`` under
+        ``material.root_key_version`` (compare-and-set); return whether it was replaced."""
+
+    def access_keys_to_rewrap(self, below_version: int, limit: int) -> list[AccessKeyRecord]: ...
+    def rewrap_access_key(self, record: AccessKeyRecord, wrapped: bytes, root_key_version: int) -> bool:
+        """Compare-and-set like :meth:`rewrap_material`."""
+
+    def signing_keys_to_rewrap(self, below_version: int, limit: int) -> list[tuple[str, bytes, int]]:
+        """Audit signing keys as (key_id, wrapped_seed, root_key_version) under older root keys."""
+
+    def rewrap_signing_key(
+        self, key_id: str, old_wrapped: bytes, old_version: int, wrapped: bytes, root_key_version: int
+    ) -> bool:
+        """Compare-and-set like :meth:`rewrap_material`."""
+
     # cluster coordination
     def try_acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> bool:
         """Take or renew the named lease if it is free, expired, or already ours. Used so background jobs

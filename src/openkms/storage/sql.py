@@ -66,6 +66,7 @@ from openkms.storage.base import (
 from openkms.storage.tables import (
     access_keys,
     aliases,
+    audit_signing_keys,
     generation,
     keys,
     leases,
@@ -713,6 +714,118 @@ class SqlTx:
     def get_generation(self) -> int:
         value = self._run(self._q.get_generation).scalar_one_or_none()
         return 0 if value is None else int(value)
+
+    # root key rotation (rare operator commands: statements are built per call)
+
+    def list_root_keys(self) -> list[RootKeyRecord]:
+        cols = [root_keys.c[n] for n in _ROOT_KEY_FIELDS]
+        return [RootKeyRecord(*_values(r)) for r in self._run(select(*cols).order_by(root_keys.c.version))]
+
+    def replace_root_key(self, record: RootKeyRecord, expected_provider: str) -> None:
+        stmt = (
+            update(root_keys)
+            .where(root_keys.c.version == record.version, root_keys.c.provider == expected_provider)
+            .values(provider=record.provider, wrapped=record.wrapped)
+        )
+        if self._run(stmt).rowcount != 1:
+            raise ConflictError(f"root key v{record.version} is not held by provider {expected_provider}")
+
+    def count_wrapped_by_root_key(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for table, secret in (
+            (materials, materials.c.ekt),
+            (access_keys, access_keys.c.wrapped_secret),
+            (audit_signing_keys, audit_signing_keys.c.wrapped_seed),
+        ):
+            version = table.c.root_key_version
+            stmt = select(version, func.count()).where(secret.is_not(None)).group_by(version)
+            for row in self._run(stmt):
+                v, n = _values(row)
+                counts[int(v)] = counts.get(int(v), 0) + int(n)
+        return counts
+
+    def materials_to_rewrap(self, below_version: int, limit: int) -> list[tuple[MaterialRecord, str]]:
+        # The key spec is the same in every Region of a multi-Region key: any key row will do.
+        spec = (
+            select(keys.c.key_spec)
+            .where(keys.c.account == materials.c.account, keys.c.key_id == materials.c.key_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(*[materials.c[n] for n in _MATERIAL_FIELDS], spec)
+            .where(materials.c.ekt.is_not(None), materials.c.root_key_version < below_version)
+            .order_by(materials.c.account, materials.c.key_id, materials.c.material_id)
+            .limit(limit)
+        )
+        out = []
+        for row in self._run(stmt):
+            values = list(row)
+            key_spec = values.pop()
+            if key_spec is not None:
+                values[_MATERIAL_STATE_INDEX] = MaterialState(values[_MATERIAL_STATE_INDEX])
+                out.append((MaterialRecord(*values), str(key_spec)))
+        return out
+
+    def rewrap_material(self, material: MaterialRecord, ekt: bytes, root_key_version: int) -> bool:
+        stmt = (
+            update(materials)
+            .where(
+                materials.c.account == material.account,
+                materials.c.key_id == material.key_id,
+                materials.c.material_id == material.material_id,
+                materials.c.root_key_version == material.root_key_version,
+                materials.c.ekt == material.ekt,
+            )
+            .values(ekt=ekt, root_key_version=root_key_version)
+        )
+        return bool(self._run(stmt).rowcount == 1)
+
+    def access_keys_to_rewrap(self, below_version: int, limit: int) -> list[AccessKeyRecord]:
+        stmt = (
+            select(*[access_keys.c[n] for n in _ACCESS_KEY_FIELDS])
+            .where(access_keys.c.root_key_version < below_version)
+            .order_by(access_keys.c.access_key_id)
+            .limit(limit)
+        )
+        return [AccessKeyRecord(*_values(r)) for r in self._run(stmt)]
+
+    def rewrap_access_key(self, record: AccessKeyRecord, wrapped: bytes, root_key_version: int) -> bool:
+        stmt = (
+            update(access_keys)
+            .where(
+                access_keys.c.access_key_id == record.access_key_id,
+                access_keys.c.root_key_version == record.root_key_version,
+                access_keys.c.wrapped_secret == record.wrapped_secret,
+            )
+            .values(wrapped_secret=wrapped, root_key_version=root_key_version)
+        )
+        return bool(self._run(stmt).rowcount == 1)
+
+    def signing_keys_to_rewrap(self, below_version: int, limit: int) -> list[tuple[str, bytes, int]]:
+        t = audit_signing_keys
+        stmt = (
+            select(t.c.key_id, t.c.wrapped_seed, t.c.root_key_version)
+            .where(t.c.root_key_version < below_version)
+            .order_by(t.c.key_id)
+            .limit(limit)
+        )
+        out: list[tuple[str, bytes, int]] = []
+        for row in self._run(stmt):
+            key_id, wrapped, version = _values(row)
+            out.append((str(key_id), bytes(wrapped), int(version)))
+        return out
+
+    def rewrap_signing_key(
+        self, key_id: str, old_wrapped: bytes, old_version: int, wrapped: bytes, root_key_version: int
+    ) -> bool:
+        t = audit_signing_keys
+        stmt = (
+            update(t)
+            .where(t.c.key_id == key_id, t.c.root_key_version == old_version, t.c.wrapped_seed == old_wrapped)
+            .values(wrapped_seed=wrapped, root_key_version=root_key_version)
+        )
+        return bool(self._run(stmt).rowcount == 1)
 
 
 # --------------------------------------------------------------------------------------------- store
