@@ -6,9 +6,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-
-from openkms.storage.base import AliasRecord, DuplicateError, GrantRecord, TagRecord
-from openkms.storage.sql import SqlStore
 from tests.integration.test_storage_conformance import (
     ACCOUNT,
     OTHER_ACCOUNT,
@@ -18,6 +15,9 @@ from tests.integration.test_storage_conformance import (
     make_key,
     make_material,
 )
+
+from openkms.storage.base import AliasRecord, DuplicateError, GrantRecord, TagRecord
+from openkms.storage.sql import SqlStore
 
 pytest_plugins = ["tests.integration.storage_fixtures"]
 
