@@ -45,6 +45,7 @@ class StateRule(enum.Enum):
     ROTATION_SETTING = "rotation_setting"  # EnableKeyRotation, DisableKeyRotation
     ROTATION_STATUS = "rotation_status"
     ROTATE_ON_DEMAND = "rotate_on_demand"
+    CREATE_GRANT = "create_grant"
 
 
 _MATRIX: dict[StateRule, dict[KeyState, Callable[[str], errors.KMSError]]] = {
@@ -84,6 +85,13 @@ _MATRIX: dict[StateRule, dict[KeyState, Callable[[str], errors.KMSError]]] = {
         S.PENDING_IMPORT: _PI,
         S.CREATING: _CR,
         S.UPDATING: _UPD,
+    },
+    StateRule.CREATE_GRANT: {
+        S.DISABLED: _disabled,
+        S.PENDING_DELETION: _PD,
+        S.PENDING_REPLICA_DELETION: _PD,
+        S.PENDING_IMPORT: _PI,
+        S.CREATING: _CR,
     },
 }
 

@@ -14,6 +14,7 @@ from openkms.service.core import Core, Handler
 from openkms.service.credentials import Credentials
 from openkms.service.crypto_ops import CryptoOps
 from openkms.service.data_key_pairs import DataKeyPairs
+from openkms.service.grants import Grants
 from openkms.service.key_usage import KeyUsage, KeyUsageSource
 from openkms.service.keys import Keys
 from openkms.service.mac_ops import MacOps
@@ -77,6 +78,11 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "RotateKeyOnDemand": ("rotation", "rotate_key_on_demand", False),
     "ListKeyRotations": ("rotation", "list_key_rotations", False),
     "GetKeyLastUsage": ("key_usage", "get_key_last_usage", False),  # reads the audit log
+    "CreateGrant": ("grants", "create_grant", False),
+    "ListGrants": ("grants", "list_grants", False),
+    "ListRetirableGrants": ("grants", "list_retirable_grants", False),
+    "RetireGrant": ("grants", "retire_grant", False),
+    "RevokeGrant": ("grants", "revoke_grant", False),
 }
 SUPPORTED_OPERATIONS = frozenset(_TABLE)
 
@@ -95,6 +101,7 @@ class KmsService:
         self.tags = Tags(core, markers)
         self.rotation = Rotation(core, markers)
         self.credentials = Credentials(core)
+        self.grants = Grants(core, markers)  # also the authorization layer's GrantSource
         self.key_usage = KeyUsage(core, key_usage)
         self.operations: dict[str, Operation] = {
             name: Operation(getattr(getattr(self, component), method), inline)
