@@ -16,12 +16,15 @@ from openkms.identifiers import key_arn, parse_key_ref
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result, access_denied
 from openkms.service.grant_rules import (
+    EQUALS,
     GRANT_ID,
     MAX_GRANTS_PER_KEY,
     SOURCE_ARN,
+    SUBSET,
     check_constraints,
     check_operations,
     check_principal,
+    derived_grant_allowed,
     parse_constraints,
     principal_names,
 )
@@ -66,8 +69,9 @@ class Grants:
         self.core.check_grant_tokens(p)
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="CreateGrant")
         arn = self.core.arn(key)
-        record = self._new_record(ctx, key, arn, p)
         check_state(StateRule.CREATE_GRANT, key.state, arn)
+        record = self._new_record(ctx, key, arn, p)
+        self.check_derived_grant(ctx, key, record, self.authorizing_grant_id(ctx, key))
         if p.get("DryRun"):
             with self.core.store.read() as tx:
                 if self._idempotent_match(tx, record) is None:
@@ -126,6 +130,26 @@ class Grants:
             retiring_service_principal=retiring_service,
             constraints=constraints,
         )
+
+    def authorizing_grant_id(self, ctx: RequestContext, key: KeyRecord) -> str | None:
+        """HOOK (authorization): the grant that allowed this CreateGrant (``Decision.grant_id`` of the
+        ``kms:CreateGrant`` check), or None when a policy allowed it. Policies are not evaluated yet, so no
+        CreateGrant is grant-derived; the authorization layer replaces this."""
+        return None
+
+    def check_derived_grant(
+        self, ctx: RequestContext, key: KeyRecord, record: GrantRecord, parent_id: str | None
+    ) -> None:
+        """The grant-derived CreateGrant rule (section 6.8): AccessDeniedException unless the new grant is
+        within the parent grant's operations and at least as strictly constrained."""
+        if parent_id is None:
+            return
+        parent = next((g for g in self.grants_for(key) if g.grant_id == parent_id), None)
+        constraints = parse_constraints(record.constraints)
+        if parent is None or not derived_grant_allowed(
+            parent, record.operations, constraints.get(EQUALS), constraints.get(SUBSET)
+        ):
+            raise access_denied(ctx, "CreateGrant", self.core.arn(key), "no resource-based policy allows")
 
     def _idempotent_match(self, tx: Tx, record: GrantRecord) -> GrantRecord | None:
         if not record.name:
