@@ -20,6 +20,10 @@ from tests.integration.test_keys_e2e import error_of
 from tests.support.awscli import aws_runner
 from tests.support.servers import OTHER_ACCOUNT, TEST_ACCOUNT, TEST_REGION, Deployment, ServerProcess
 
+from openkms.app import open_store
+from openkms.config import load_settings
+from openkms.storage.tables import grants as grants_table
+
 ALICE = f"arn:aws:iam::{TEST_ACCOUNT}:user/alice"
 BOB = f"arn:aws:iam::{OTHER_ACCOUNT}:user/bob"
 OTHER_ROOT = f"arn:aws:iam::{OTHER_ACCOUNT}:root"
@@ -388,6 +392,41 @@ def test_retire_by_token_audit_record(kms: Any, deployment: Deployment) -> None:
     assert created and created[0]["requestParameters"]["name"] == "audited"
     token_body = g["GrantToken"][3:40]
     assert all(token_body not in json.dumps(e) for e in events)  # grant tokens never reach the log
+
+
+def test_grant_limit_per_key(kms: Any, deployment: Deployment) -> None:
+    key = symmetric(kms)
+    named = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=ALICE, Operations=["Encrypt"], Name="n")
+    rows = [
+        {
+            "grant_id": f"{i:064x}",
+            "account": TEST_ACCOUNT,
+            "region": TEST_REGION,
+            "key_id": key["KeyId"],
+            "name": "",
+            "created_at": 0.0,
+            "issuing_account": TEST_ACCOUNT,
+            "operations": "Encrypt",
+            "grantee_principal": ALICE,
+        }
+        for i in range(1, 49_999)
+    ]
+    store = open_store(load_settings(environ=deployment.env()))
+    try:  # 49,998 grants written directly: the API would take minutes
+        with store.tx() as tx:
+            tx.connection.execute(grants_table.insert(), rows)
+    finally:
+        store.close()
+    kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=ALICE, Operations=["Decrypt"])  # the 50,000th
+    with pytest.raises(ClientError) as e:
+        kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=ALICE, Operations=["Decrypt"])
+    assert error_of(e)[:2] == (
+        "LimitExceededException",
+        f"Cannot create more than 50000 grants for {key['Arn']}.",
+    )
+    again = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=ALICE, Operations=["Encrypt"], Name="n")
+    assert again["GrantId"] == named["GrantId"]  # an idempotent retry creates nothing, so it still works
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
 
 
 @pytest.fixture(scope="module")
