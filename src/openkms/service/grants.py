@@ -72,18 +72,22 @@ class Grants:
         check_state(StateRule.CREATE_GRANT, key.state, arn)
         record = self._new_record(ctx, key, arn, p)
         self.check_derived_grant(ctx, key, record, self.authorizing_grant_id(ctx, key))
-        if p.get("DryRun"):
-            with self.core.store.read() as tx:
-                if self._idempotent_match(tx, record) is None:
-                    self._check_limit(tx, key, arn)
-            raise errors.dry_run()
-        with self.core.changing() as tx:
+        with self.core.store.read() as tx:
             existing = self._idempotent_match(tx, record)
-            if existing is not None:
-                record = existing
-            else:
+            if existing is None:
                 self._check_limit(tx, key, arn)
-                tx.insert_grant(record)
+        if p.get("DryRun"):
+            raise errors.dry_run()
+        if existing is not None:  # a retry: nothing to write, so no worker has to drop its caches
+            record = existing
+        else:
+            with self.core.changing() as tx:
+                existing = self._idempotent_match(tx, record)  # lost a race with the same retry?
+                if existing is not None:
+                    record = existing
+                else:
+                    self._check_limit(tx, key, arn)
+                    tx.insert_grant(record)
         token = self.core.grant_tokens.issue(
             GrantRef(key.account, key.region, key.key_id, record.grant_id), ctx.caller.account, ctx.now
         )
