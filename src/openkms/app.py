@@ -152,7 +152,7 @@ def build_service(
     core = Core(
         store=store,
         keyring=load_keyring(settings, store),
-        directory=Directory(store, generation),
+        directory=Directory(store, generation, settings.kms.partition),
         clock=clock or SystemClock(),
         partition=settings.kms.partition,
     )

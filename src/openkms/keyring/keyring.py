@@ -5,6 +5,7 @@
     root key v (32 bytes, in memory only while unsealed)
       ├── HKDF "openkms/ekt-wrap"      wraps key material -> EKT, AAD binds account/key/material/spec
       ├── HKDF "openkms/secret-wrap"   wraps stored secrets, AAD binds purpose/binding
+      ├── HKDF "openkms/token-seal"    seals tokens handed to callers (grant tokens), AAD binds purpose
       └── HKDF "openkms/ext/<purpose>" sub-keys handed to callers (e.g. pagination-marker MACs)
 
 Security invariants enforced in this module (look for "INVARIANT"):
@@ -31,6 +32,9 @@ _EKT_AAD_PREFIX = b"kms-ekt-v1"
 _SECRET_AAD_PREFIX = b"kms-secret-v1"
 _EKT_PURPOSE = b"ekt-wrap"
 _SECRET_PURPOSE = b"secret-wrap"
+_TOKEN_PURPOSE = b"token-seal"
+_TOKEN_AAD_PREFIX = b"kms-token-v1"
+_VERSION_BYTES = 4
 _EXT_PURPOSE_PREFIX = b"ext/"
 
 _CacheKey = tuple[str, str, str]
@@ -81,6 +85,7 @@ class Keyring:
         "_root_keys",
         "_secret_keys",
         "_subkeys",
+        "_token_keys",
     )
 
     def __init__(
@@ -105,6 +110,7 @@ class Keyring:
         # INVARIANT (domain separation): one HKDF info per role; derived once per root version.
         self._ekt_keys = {v: derive_subkey(k, _EKT_PURPOSE) for v, k in self._root_keys.items()}
         self._secret_keys = {v: derive_subkey(k, _SECRET_PURPOSE) for v, k in self._root_keys.items()}
+        self._token_keys = {v: derive_subkey(k, _TOKEN_PURPOSE) for v, k in self._root_keys.items()}
         self._subkeys: dict[bytes, bytes] = {}
         self._cache_size = cache_size
         self._cache_ttl = cache_ttl
@@ -265,6 +271,29 @@ class Keyring:
             return unwrap(wrap_key, wrapped, _secret_aad(purpose, binding))
         except UnwrapError:
             raise KeyringError("secret cannot be unwrapped") from None
+
+    # --- tokens ----------------------------------------------------------------------------------
+    def seal_token(self, purpose: str, payload: bytes) -> bytes:
+        """Seal ``payload`` into an opaque, authentic token for ``purpose`` (e.g. ``"grant-token-v1"``).
+
+        Tokens are handed to callers and come back later, possibly after the root key was rotated, so
+        the sealing root-key version travels in the clear in front of the wrapped payload.
+        """
+        version = self._current_version
+        aad = _TOKEN_AAD_PREFIX + _lp(purpose)
+        return version.to_bytes(_VERSION_BYTES, "big") + wrap(self._token_keys[version], payload, aad)
+
+    def open_token(self, purpose: str, sealed: bytes) -> bytes:
+        """Reverse :meth:`seal_token`; raise :class:`KeyringError` for anything not sealed by us for
+        ``purpose`` (forged, altered, truncated, another purpose, unknown root-key version)."""
+        version = int.from_bytes(sealed[:_VERSION_BYTES], "big")
+        key = self._token_keys.get(version)
+        if key is None or len(sealed) <= _VERSION_BYTES:
+            raise KeyringError("token cannot be opened")
+        try:
+            return unwrap(key, sealed[_VERSION_BYTES:], _TOKEN_AAD_PREFIX + _lp(purpose))
+        except UnwrapError:
+            raise KeyringError("token cannot be opened") from None
 
     # --- derived sub-keys ------------------------------------------------------------------------
     def subkey(self, purpose: bytes) -> bytes:

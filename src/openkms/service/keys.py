@@ -9,7 +9,7 @@ from openkms import errors
 from openkms.crypto.symmetric import new_material_id
 from openkms.identifiers import new_key_id
 from openkms.service.context import RequestContext
-from openkms.service.core import Core, Params, Result, reject_grant_tokens
+from openkms.service.core import Core, Params, Result
 from openkms.service.imports import IMPORTABLE_SPECS, import_metadata
 from openkms.service.key_material import new_material
 from openkms.service.keyspecs import ALGORITHM_LIST_MEMBER, SPECS, SUPPORTED_SPECS
@@ -149,7 +149,7 @@ class Keys:
 
     # --- reads -----------------------------------------------------------------------------------------
     def describe_key(self, ctx: RequestContext, p: Params) -> Result:
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=True, action="DescribeKey")
         return {"KeyMetadata": self.metadata(key)}
 

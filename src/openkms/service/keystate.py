@@ -48,6 +48,7 @@ class StateRule(enum.Enum):
     IMPORT_PARAMETERS = "import_parameters"  # GetParametersForImport (EXTERNAL keys; origin checked first)
     IMPORT_MATERIAL = "import_material"  # ImportKeyMaterial
     DELETE_IMPORTED = "delete_imported"  # DeleteImportedKeyMaterial
+    CREATE_GRANT = "create_grant"
 
 
 _MATRIX: dict[StateRule, dict[KeyState, Callable[[str], errors.KMSError]]] = {
@@ -102,6 +103,13 @@ _MATRIX: dict[StateRule, dict[KeyState, Callable[[str], errors.KMSError]]] = {
         S.CREATING: _CR,
     },
     StateRule.DELETE_IMPORTED: {S.CREATING: _CR, S.UPDATING: _UPD},
+    StateRule.CREATE_GRANT: {
+        S.DISABLED: _disabled,
+        S.PENDING_DELETION: _PD,
+        S.PENDING_REPLICA_DELETION: _PD,
+        S.PENDING_IMPORT: _PI,
+        S.CREATING: _CR,
+    },
 }
 
 

@@ -14,6 +14,7 @@ from openkms.service.core import Core, Handler
 from openkms.service.credentials import Credentials
 from openkms.service.crypto_ops import CryptoOps
 from openkms.service.data_key_pairs import DataKeyPairs
+from openkms.service.grants import Grants
 from openkms.service.imports import Imports
 from openkms.service.key_usage import KeyUsage, KeyUsageSource
 from openkms.service.keys import Keys
@@ -82,6 +83,11 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "GetParametersForImport": ("imports", "get_parameters_for_import", False),
     "ImportKeyMaterial": ("imports", "import_key_material", False),
     "DeleteImportedKeyMaterial": ("imports", "delete_imported_key_material", False),
+    "CreateGrant": ("grants", "create_grant", False),
+    "ListGrants": ("grants", "list_grants", False),
+    "ListRetirableGrants": ("grants", "list_retirable_grants", False),
+    "RetireGrant": ("grants", "retire_grant", False),
+    "RevokeGrant": ("grants", "revoke_grant", False),
 }
 SUPPORTED_OPERATIONS = frozenset(_TABLE)
 
@@ -100,6 +106,7 @@ class KmsService:
         self.tags = Tags(core, markers)
         self.rotation = Rotation(core, markers)
         self.credentials = Credentials(core)
+        self.grants = Grants(core, markers)  # also the authorization layer's GrantSource
         self.key_usage = KeyUsage(core, key_usage)
         self.imports = Imports(core)
         self.operations: dict[str, Operation] = {

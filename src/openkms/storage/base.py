@@ -132,6 +132,28 @@ class RootKeyRecord:
     created_at: float
 
 
+# --- grants -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """A grant on a key (kms-semantics.md section 6.8). ``grant_id`` (64 hex) is unique store-wide."""
+
+    grant_id: str
+    account: str  # the key's account, Region and id
+    region: str
+    key_id: str
+    name: str  # "" when the grant has no name
+    created_at: float
+    issuing_account: str  # account id of the principal that created the grant
+    operations: tuple[str, ...]  # grant operation names, in request order
+    grantee_principal: str | None = None  # exactly one of the two grantee forms is set
+    grantee_service_principal: str | None = None
+    retiring_principal: str | None = None  # at most one of the two retiring forms is set
+    retiring_service_principal: str | None = None
+    constraints: str | None = None  # canonical JSON of the GrantConstraints structure
+
+
 class Tx(Protocol):
     """Repositories bound to one open transaction."""
 
@@ -140,7 +162,7 @@ class Tx(Protocol):
     def insert_key(self, key: KeyRecord) -> None: ...
     def update_key(self, key: KeyRecord, expected_version: int) -> KeyRecord: ...
     def delete_key(self, account: str, region: str, key_id: str) -> None:
-        """Remove the key with its materials, aliases and tags."""
+        """Remove the key with its materials, aliases, tags and grants."""
 
     def list_keys(self, account: str, region: str, after_key_id: str | None, limit: int) -> list[KeyRecord]:
         """Keys ordered by key_id, strictly after ``after_key_id`` when given."""
@@ -243,6 +265,42 @@ class Tx(Protocol):
         """Increment and return the cluster-wide change counter (cache invalidation)."""
 
     def get_generation(self) -> int: ...
+
+    # grants
+    def insert_grant(self, grant: GrantRecord) -> None: ...
+    def get_grant(self, account: str, region: str, key_id: str, grant_id: str) -> GrantRecord | None: ...
+    def list_grants(
+        self,
+        account: str,
+        region: str,
+        key_id: str,
+        *,
+        grant_id: str | None = None,
+        grantee_principal: str | None = None,
+        grantee_service_principal: str | None = None,
+        name: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[GrantRecord]:
+        """Grants of one key ordered by grant_id, strictly after ``after_grant_id``; each given filter
+        must match exactly; ``limit=None`` returns all."""
+
+    def list_retirable_grants(
+        self,
+        region: str,
+        *,
+        retiring_principal: str | None = None,
+        retiring_service_principal: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int,
+    ) -> list[GrantRecord]:
+        """Grants in ``region`` of every account whose retiring principal is exactly the one given,
+        ordered by grant_id."""
+
+    def delete_grant(self, account: str, region: str, key_id: str, grant_id: str) -> bool:
+        """Remove one grant; False when it did not exist."""
+
+    def count_grants(self, account: str, region: str, key_id: str) -> int: ...
 
 
 class Store(Protocol):

@@ -56,6 +56,7 @@ from openkms.storage.base import (
     AliasRecord,
     ConflictError,
     DuplicateError,
+    GrantRecord,
     KeyRecord,
     KeyState,
     MaterialRecord,
@@ -68,6 +69,7 @@ from openkms.storage.tables import (
     aliases,
     audit_signing_keys,
     generation,
+    grants,
     keys,
     leases,
     materials,
@@ -261,6 +263,8 @@ _MATERIAL_STATE_INDEX: Final = _MATERIAL_FIELDS.index("state")
 _ALIAS_FIELDS: Final = tuple(f.name for f in fields(AliasRecord))
 _ACCESS_KEY_FIELDS: Final = tuple(f.name for f in fields(AccessKeyRecord))
 _ROOT_KEY_FIELDS: Final = tuple(f.name for f in fields(RootKeyRecord))
+_GRANT_FIELDS: Final = tuple(f.name for f in fields(GrantRecord))
+_GRANT_OPERATIONS_INDEX: Final = _GRANT_FIELDS.index("operations")
 
 
 class _Statements:
@@ -439,6 +443,34 @@ class _Statements:
         ).returning(generation.c.n)
         self.get_generation: Select[Any] = select(generation.c.n).where(generation.c.id == 1)
 
+        # grants
+        self.grant_cols = [grants.c[n] for n in _GRANT_FIELDS]
+        self.insert_grant = plain_insert(grants, _GRANT_FIELDS)
+        self.get_grant: Select[Any] = select(*self.grant_cols).where(_where(grants, "grant_id", *_KEY_PK))
+        self.delete_grant: Delete = delete(grants).where(_where(grants, "grant_id", *_KEY_PK))
+        self.delete_key_grants: Delete = delete(grants).where(_where(grants, *_KEY_PK))
+        self.count_grants: Select[Any] = (
+            select(func.count()).select_from(grants).where(_where(grants, *_KEY_PK))
+        )
+        # ListGrants / ListRetirableGrants: one statement per combination of filters, built on first use
+        self._grant_lists: dict[tuple[str, ...], Select[Any]] = {}
+        self._grant_lists_lock = threading.Lock()
+
+    def grant_list(self, names: tuple[str, ...], after: bool, limited: bool) -> Select[Any]:
+        """``SELECT`` grants where each named column equals its parameter, ordered by grant id."""
+        cache_key = (*names, "|after" if after else "", "|limit" if limited else "")
+        stmt = self._grant_lists.get(cache_key)
+        if stmt is None:
+            stmt = select(*self.grant_cols).where(_where(grants, *names))
+            if after:
+                stmt = stmt.where(grants.c.grant_id > _p("after"))
+            stmt = stmt.order_by(grants.c.grant_id)
+            if limited:
+                stmt = stmt.limit(bindparam("p_limit", type_=Integer))
+            with self._grant_lists_lock:
+                self._grant_lists[cache_key] = stmt
+        return stmt
+
 
 # ----------------------------------------------------------------------------------------------- rows
 
@@ -534,6 +566,7 @@ class SqlTx:
         self._run(self._q.delete_key, params)
         self._run(self._q.delete_key_aliases, params)
         self._run(self._q.delete_key_tags, params)
+        self._run(self._q.delete_key_grants, params)
         self._run(self._q.delete_orphan_materials, {"p_account": account, "p_key_id": key_id})
 
     def list_keys(self, account: str, region: str, after_key_id: str | None, limit: int) -> list[KeyRecord]:
@@ -826,6 +859,93 @@ class SqlTx:
             .values(wrapped_seed=wrapped, root_key_version=root_key_version)
         )
         return bool(self._run(stmt).rowcount == 1)
+
+
+    # grants
+
+    def insert_grant(self, grant: GrantRecord) -> None:
+        params = _params(grant, _GRANT_FIELDS)
+        params["p_operations"] = ",".join(grant.operations)
+        self._insert(self._q.insert_grant, params, f"grant {grant.grant_id}")
+
+    def get_grant(self, account: str, region: str, key_id: str, grant_id: str) -> GrantRecord | None:
+        params = {"p_account": account, "p_region": region, "p_key_id": key_id, "p_grant_id": grant_id}
+        row = self._run(self._q.get_grant, params).first()
+        return None if row is None else _grant_row(row)
+
+    def list_grants(
+        self,
+        account: str,
+        region: str,
+        key_id: str,
+        *,
+        grant_id: str | None = None,
+        grantee_principal: str | None = None,
+        grantee_service_principal: str | None = None,
+        name: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[GrantRecord]:
+        params: dict[str, Any] = {"p_account": account, "p_region": region, "p_key_id": key_id}
+        given = {
+            "grant_id": grant_id,
+            "grantee_principal": grantee_principal,
+            "grantee_service_principal": grantee_service_principal,
+            "name": name,
+        }
+        return self._list_grants(_KEY_PK, params, given, after_grant_id, limit)
+
+    def list_retirable_grants(
+        self,
+        region: str,
+        *,
+        retiring_principal: str | None = None,
+        retiring_service_principal: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int,
+    ) -> list[GrantRecord]:
+        given = {
+            "retiring_principal": retiring_principal,
+            "retiring_service_principal": retiring_service_principal,
+        }
+        if all(v is None for v in given.values()):
+            return []
+        return self._list_grants(("region",), {"p_region": region}, given, after_grant_id, limit)
+
+    def _list_grants(
+        self,
+        scope: tuple[str, ...],
+        params: dict[str, Any],
+        given: Mapping[str, str | None],
+        after: str | None,
+        limit: int | None,
+    ) -> list[GrantRecord]:
+        names = list(scope)
+        for column, value in given.items():
+            if value is not None:
+                names.append(column)
+                params[f"p_{column}"] = value
+        if after is not None:
+            params["p_after"] = after
+        if limit is not None:
+            params["p_limit"] = limit
+        stmt = self._q.grant_list(tuple(names), after is not None, limit is not None)
+        return [_grant_row(row) for row in self._run(stmt, params)]
+
+    def delete_grant(self, account: str, region: str, key_id: str, grant_id: str) -> bool:
+        params = {"p_account": account, "p_region": region, "p_key_id": key_id, "p_grant_id": grant_id}
+        return self._run(self._q.delete_grant, params).rowcount > 0
+
+    def count_grants(self, account: str, region: str, key_id: str) -> int:
+        params = {"p_account": account, "p_region": region, "p_key_id": key_id}
+        return int(self._run(self._q.count_grants, params).scalar_one())
+
+
+def _grant_row(row: Row[Any]) -> GrantRecord:
+    values = list(row)
+    raw = values[_GRANT_OPERATIONS_INDEX]
+    values[_GRANT_OPERATIONS_INDEX] = tuple(raw.split(",")) if raw else ()
+    return GrantRecord(*values)
 
 
 # --------------------------------------------------------------------------------------------- store
