@@ -13,6 +13,7 @@ from rich.table import Table
 
 from openkms.cli.audit import audit
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
+from openkms.cli.files import decrypt_file, encrypt_file
 
 __all__ = ["OperatorError", "main"]
 
@@ -193,6 +194,8 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
 
 
 main.add_command(audit)
+main.add_command(encrypt_file)  # client commands: SigV4 over HTTP like any AWS client
+main.add_command(decrypt_file)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
