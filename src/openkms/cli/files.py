@@ -59,7 +59,11 @@ def _connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--profile", default=None, help="Profile in the shared AWS config/credentials files."),
         click.option("--region", default=None, help="Region for key ids that are not ARNs."),
         click.option(
-            "--encryption-context", "-c", "context", multiple=True, metavar="NAME=VALUE",
+            "--encryption-context",
+            "-c",
+            "context",
+            multiple=True,
+            metavar="NAME=VALUE",
             help="Encryption context pair (repeatable); on decrypt, pairs the message must carry.",
         ),
         click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None),
@@ -77,7 +81,10 @@ def _progress(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], N
         yield lambda _n: None
         return
     columns = (
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=stderr, transient=True) as progress:
@@ -124,16 +131,26 @@ def _default_output(path: Path, decrypt: bool) -> Path:
 @click.command("encrypt-file")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
-    "--key-id", "-k", "key_ids", multiple=True, required=True,
+    "--key-id",
+    "-k",
+    "key_ids",
+    multiple=True,
+    required=True,
     help="KMS key (id, ARN, alias name or alias ARN). Repeat to let any of several keys decrypt; the first "
     "generates the data key.",
 )
 @click.option("--algorithm", type=click.Choice(ALGORITHMS), default=SIGNED, show_default=True)
-@click.option("--frame-length", type=click.IntRange(1, 2**31 - 1), default=DEFAULT_FRAME_LENGTH,
-              show_default=True, help="Bytes of plaintext per frame.")
+@click.option(
+    "--frame-length",
+    type=click.IntRange(1, 2**31 - 1),
+    default=DEFAULT_FRAME_LENGTH,
+    show_default=True,
+    help="Bytes of plaintext per frame.",
+)
 @_connection_options
-def encrypt_file(input_path: Path, key_ids: tuple[str, ...], algorithm: str, frame_length: int,
-                 **options: Any) -> None:
+def encrypt_file(
+    input_path: Path, key_ids: tuple[str, ...], algorithm: str, frame_length: int, **options: Any
+) -> None:
     """Encrypt INPUT under KMS keys into an AWS Encryption SDK message (default INPUT.encrypted)."""
     from openkms.cli.files_run import run_encrypt
 
@@ -143,8 +160,14 @@ def encrypt_file(input_path: Path, key_ids: tuple[str, ...], algorithm: str, fra
     force, quiet = options.pop("force"), options.pop("quiet")
     with _progress(f"encrypting {input_path.name}", size, quiet) as advance:
         arns = run_encrypt(
-            input_path, lambda: _atomic_output(output, force), key_ids=key_ids, context=context,
-            algorithm=algorithm, frame_length=frame_length, advance=advance, **options,
+            input_path,
+            lambda: _atomic_output(output, force),
+            key_ids=key_ids,
+            context=context,
+            algorithm=algorithm,
+            frame_length=frame_length,
+            advance=advance,
+            **options,
         )
     if not quiet:
         stderr.print(f"encrypted {input_path} -> {output} ({size} bytes) under {', '.join(arns)}")
@@ -153,7 +176,10 @@ def encrypt_file(input_path: Path, key_ids: tuple[str, ...], algorithm: str, fra
 @click.command("decrypt-file")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
-    "--key-id", "-k", "key_ids", multiple=True,
+    "--key-id",
+    "-k",
+    "key_ids",
+    multiple=True,
     help="Only use these KMS keys (repeatable). Default: any KMS key in the message that you may use.",
 )
 @_connection_options
@@ -167,8 +193,12 @@ def decrypt_file(input_path: Path, key_ids: tuple[str, ...], **options: Any) -> 
     force, quiet = options.pop("force"), options.pop("quiet")
     with _progress(f"decrypting {input_path.name}", size, quiet) as advance:
         used = run_decrypt(
-            input_path, lambda: _atomic_output(output, force), key_ids=key_ids,
-            required_context=context, advance=advance, **options,
+            input_path,
+            lambda: _atomic_output(output, force),
+            key_ids=key_ids,
+            required_context=context,
+            advance=advance,
+            **options,
         )
     if not quiet:
         stderr.print(f"decrypted {input_path} -> {output} with {used}")

@@ -123,8 +123,12 @@ def run_encrypt(
         with open(input_path, "rb") as raw, open_output() as out:
             source = _Tracked(raw, advance)
             with _sdk_client().stream(
-                mode="e", source=source, key_provider=provider, encryption_context=context,
-                algorithm=getattr(Algorithm, algorithm), frame_length=frame_length,
+                mode="e",
+                source=source,
+                key_provider=provider,
+                encryption_context=context,
+                algorithm=getattr(Algorithm, algorithm),
+                frame_length=frame_length,
             ) as stream:
                 for chunk in stream:
                     out.write(chunk)
