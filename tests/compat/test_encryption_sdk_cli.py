@@ -16,6 +16,7 @@ from tests.support.esdk import (
     openkms,
     profile_env,
     run,
+    run_measured,
     sha256_file,
     write_pattern,
 )
@@ -278,3 +279,36 @@ def test_openkms_decrypt_file_errors_are_clean(env: Env, work: Path, keys: list[
         [*openkms(), "encrypt-file", str(src), "-o", str(work / "x"), "-k", "alias/any"], no_region, work
     )
     assert result.returncode == 1 and "--region" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_100_mb_file_streams_in_bounded_memory(env: Env, work: Path, keys: list[str]) -> None:
+    """openkms encrypt-file -> aws-encryption-cli -> and back through decrypt-file, 100 MiB each way, with
+    each process's peak resident memory far below the file size (frames are streamed, never buffered)."""
+    size = 100 * 1024 * 1024
+    src, enc = work / "big.bin", work / "big.enc"
+    cli_out, ours_out = work / "big.cli.dec", work / "big.openkms.dec"
+    digest = write_pattern(src, size)
+    try:
+        result, enc_peak = run_measured(
+            [*openkms(), "encrypt-file", str(src), "-o", str(enc), "-k", keys[0], "-q"], env, work
+        )
+        ok(result)
+        assert enc.stat().st_size > size
+        result, cli_peak = run_measured(
+            [*esdk_cli(), "-d", "-i", str(enc), "-o", str(cli_out), "-w", f"key={keys[0]}", "-S"], env, work
+        )
+        ok(result)
+        assert sha256_file(cli_out) == digest
+        result, dec_peak = run_measured(
+            [*openkms(), "decrypt-file", str(enc), "-o", str(ours_out), "-q"], env, work
+        )
+        ok(result)
+        assert sha256_file(ours_out) == digest
+        # peak RSS in KiB: the interpreter with botocore and the SDK loaded is ~65 MiB;
+        # a process holding the 100 MiB file would exceed 165 MiB
+        for peak in (enc_peak, cli_peak, dec_peak):
+            assert peak < 120 * 1024, (enc_peak, cli_peak, dec_peak)
+    finally:
+        for path in (src, enc, cli_out, ours_out):
+            path.unlink(missing_ok=True)
