@@ -23,7 +23,7 @@ from openkms.cli.files_kms import (
 )
 
 OutputOpener = Callable[[], contextlib.AbstractContextManager[IO[bytes]]]
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 64 * 1024  # one default frame (see DEFAULT_FRAME_LENGTH in files.py)
 
 
 class _Tracked:
@@ -130,7 +130,9 @@ def run_encrypt(
                 algorithm=getattr(Algorithm, algorithm),
                 frame_length=frame_length,
             ) as stream:
-                for chunk in stream:
+                # read() in frame-sized pieces: the SDK's iterator hands out 8 KiB lines, and every
+                # piece it hands out costs a copy of what is left of its buffer
+                while chunk := stream.read(READ_CHUNK):
                     out.write(chunk)
     return arns
 
@@ -165,7 +167,7 @@ def run_decrypt(
             source = _Tracked(raw, advance)
             with _sdk_client().stream(mode="d", source=source, key_provider=provider) as stream:
                 checked = False
-                for chunk in stream:
+                while chunk := stream.read(READ_CHUNK):
                     if not checked:
                         _check_context(stream.header, required_context, input_path)
                         checked = True
