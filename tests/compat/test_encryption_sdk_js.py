@@ -99,7 +99,7 @@ def test_js_message_decrypts_in_python(
 
 
 def test_openkms_encrypt_file_decrypts_in_js(server: ServerProcess, work: Path, keys: list[str]) -> None:
-    """encrypt-file's 64 KiB frames and the unsigned suite are read by the JS SDK too."""
+    """encrypt-file's 256 KiB frames and the unsigned suite are read by the JS SDK too."""
     src = work / "ours.bin"
     digest = write_pattern(src, 1_000_003)
     env = endpoint_env(server.url, work)

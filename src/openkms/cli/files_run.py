@@ -23,7 +23,7 @@ from openkms.cli.files_kms import (
 )
 
 OutputOpener = Callable[[], contextlib.AbstractContextManager[IO[bytes]]]
-READ_CHUNK = 64 * 1024  # one default frame (see DEFAULT_FRAME_LENGTH in files.py)
+READ_CHUNK = 64 * 1024  # at least; encryption reads a frame's worth at a time
 
 
 class _Tracked:
@@ -131,8 +131,8 @@ def run_encrypt(
                 frame_length=frame_length,
             ) as stream:
                 # read() in frame-sized pieces: the SDK's iterator hands out 8 KiB lines, and every
-                # piece it hands out costs a copy of what is left of its buffer
-                while chunk := stream.read(READ_CHUNK):
+                # piece it hands out costs a copy of what is left of its internal buffer
+                while chunk := stream.read(max(READ_CHUNK, frame_length)):
                     out.write(chunk)
     return arns
 
@@ -167,7 +167,7 @@ def run_decrypt(
             source = _Tracked(raw, advance)
             with _sdk_client().stream(mode="d", source=source, key_provider=provider) as stream:
                 checked = False
-                while chunk := stream.read(READ_CHUNK):
+                while chunk := stream.read(4 * READ_CHUNK):  # a 256 KiB frame (encrypt-file's) per read
                     if not checked:
                         _check_context(stream.header, required_context, input_path)
                         checked = True
