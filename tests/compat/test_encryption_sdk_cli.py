@@ -312,3 +312,24 @@ def test_100_mb_file_streams_in_bounded_memory(env: Env, work: Path, keys: list[
     finally:
         for path in (src, enc, cli_out, ours_out):
             path.unlink(missing_ok=True)
+
+
+def test_progress_bar_on_a_terminal(env: Env, work: Path, keys: list[str], plain) -> None:  # type: ignore[no-untyped-def]
+    """On a terminal (FORCE_COLOR makes rich treat stderr as one) the commands draw a progress bar on
+    stderr; stdout stays empty either way."""
+    src, digest = plain
+    enc, dec = work / "bar.enc", work / "bar.dec"
+    shown = ok(
+        run(
+            [*openkms(), "encrypt-file", str(src), "-o", str(enc), "-k", keys[0]],
+            {**env, "FORCE_COLOR": "1"},
+            work,
+        )
+    )
+    assert "encrypting plain.bin" in shown.stderr and "/300.0 kB" in shown.stderr and shown.stdout == ""
+    shown = ok(run([*openkms(), "decrypt-file", str(enc), "-o", str(dec)], {**env, "FORCE_COLOR": "1"}, work))
+    assert "decrypting bar.enc" in shown.stderr and sha256_file(dec) == digest
+    plain_run = ok(
+        run([*openkms(), "encrypt-file", str(src), "-o", str(enc), "--force", "-k", keys[0]], env, work)
+    )
+    assert "encrypting" not in plain_run.stderr and plain_run.stderr.startswith("encrypted ")
