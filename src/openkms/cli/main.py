@@ -13,6 +13,7 @@ from rich.table import Table
 
 from openkms.cli.audit import audit
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
+from openkms.cli.files import decrypt_file, encrypt_file
 from openkms.cli.operator import operator
 
 __all__ = ["OperatorError", "main"]
@@ -198,6 +199,8 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
 
 main.add_command(audit)
 main.add_command(operator)
+main.add_command(encrypt_file)  # client commands: SigV4 over HTTP like any AWS client
+main.add_command(decrypt_file)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
