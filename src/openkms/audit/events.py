@@ -165,13 +165,20 @@ class EventBuilder:
             "recipientAccountId": account,
             "eventCategory": "Management",
         }
+        extra: dict[str, Any] = {}
         if error is not None:
             event["errorCode"] = error.code
             event["errorMessage"] = error.message
         elif o.result is not None:
             material = o.result.get("KeyMaterialId")
             if isinstance(material, str):
-                event["additionalEventData"] = {"keyMaterialId": material}
+                extra["keyMaterialId"] = material
+        if ctx is not None and ctx.decisions:
+            # which statement or grant allowed or denied each permission check: names of statements,
+            # actions and ARNs only, never request values (service/authorization.py)
+            extra["authorizationReason"] = "; ".join(ctx.decisions)
+        if extra:
+            event["additionalEventData"] = extra
         return PendingEvent(canonical(event), o.time, resources)
 
     def service_event(

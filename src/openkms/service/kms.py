@@ -63,6 +63,7 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "ScheduleKeyDeletion": ("keys", "schedule_key_deletion", False),
     "CancelKeyDeletion": ("keys", "cancel_key_deletion", False),
     "GetKeyPolicy": ("keys", "get_key_policy", False),
+    "PutKeyPolicy": ("keys", "put_key_policy", False),
     "ListKeyPolicies": ("keys", "list_key_policies", False),
     "CreateAlias": ("aliases", "create_alias", False),
     "UpdateAlias": ("aliases", "update_alias", False),

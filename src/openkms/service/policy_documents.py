@@ -1,7 +1,7 @@
 """Key policy documents: the default policy and the structural checks done when a policy is stored.
 
-Full policy evaluation arrives with the authorization work; until then a policy is validated and stored
-verbatim, and returned byte for byte.
+A policy is validated (``openkms.authz.documents.check_key_policy`` when present, the structural checks
+here otherwise) and stored verbatim, and returned byte for byte.
 """
 
 from __future__ import annotations
@@ -10,6 +10,13 @@ import orjson
 
 from openkms import errors
 from openkms.identifiers import principal_arn
+
+try:  # the full validation (authz-engine)
+    from openkms.authz.documents import (  # type: ignore[import-not-found,unused-ignore]
+        check_key_policy as _check_key_policy,
+    )
+except ImportError:  # pragma: no cover - until it is merged
+    _check_key_policy = None
 
 MAX_POLICY_BYTES = 32 * 1024
 
@@ -32,10 +39,26 @@ def default_policy(partition: str, account: str) -> str:
     return _DEFAULT_POLICY % {"root": principal_arn(partition, account, "root")}
 
 
+def check_policy_name(name: str) -> None:
+    """PutKeyPolicy's PolicyName (section 6.2): only ``default`` can be written here."""
+    if name == "AWS_RAM":
+        raise errors.ValidationException("The AWS_RAM policy can only be managed by the RAM service.")
+    if name != "default":
+        # [proposal] wording; pinned by a test
+        raise errors.ValidationException(f"PolicyName {name} is not valid. Valid values: default.")
+
+
 def check_policy(document: str) -> None:
     """Raise LimitExceeded for an oversized policy and MalformedPolicyDocument for a malformed one."""
     if len(document.encode("utf-8")) > MAX_POLICY_BYTES:
         raise errors.LimitExceededException("Policy exceeds the maximum size of 32768 bytes.")
+    if _check_key_policy is not None:
+        _check_key_policy(document)
+        return
+    _structural_check(document)
+
+
+def _structural_check(document: str) -> None:
     try:
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError as exc:

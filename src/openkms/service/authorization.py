@@ -1,0 +1,273 @@
+"""The service side of authorization: who the caller is, which policies and grants apply, which condition
+keys the request carries; the decision itself is ``openkms.authz`` (kms-semantics.md section 6).
+
+Every permission check goes through :class:`Authorizer`: it builds an :class:`AccessRequest`, asks the
+evaluator, records the decision's reason for the audit record (``RequestContext.decisions``) and raises
+AccessDeniedException with AWS's wording when the answer is no.
+
+Plug points (connected by ``openkms.app``): :class:`PrincipalSource` turns an authenticated caller into a
+:class:`Principal` (IAM users, roles, identity policies); :class:`GrantSource` lists a key's grants.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from openkms import errors
+from openkms.authz.model import AccessRequest, ConditionValue, Decision, Grant, Principal, PrincipalType
+from openkms.identifiers import parse_key_ref
+from openkms.service import condition_keys
+from openkms.service.context import Caller, RequestContext
+from openkms.service.directory import Directory
+from openkms.storage.base import KeyRecord
+
+try:  # the lockout check proper (authz-engine)
+    from openkms.authz.lockout import locks_out as _locks_out  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - replaced at merge
+
+    def _locks_out(request: AccessRequest) -> bool:
+        return not evaluate(request).allowed
+
+
+try:  # the evaluator proper (authz-engine); the interim one keeps the server honest until it lands
+    from openkms.authz.evaluator import evaluate as _evaluate  # type: ignore[import-not-found,unused-ignore]
+    from openkms.authz.messages import (  # type: ignore[import-not-found,unused-ignore]
+        access_denied_message as _message,
+    )
+except ImportError:  # pragma: no cover - replaced at merge
+    from openkms.service.interim_evaluator import access_denied_message as _message
+    from openkms.service.interim_evaluator import evaluate as _evaluate
+
+Evaluate = Callable[[AccessRequest], Decision]
+evaluate: Evaluate = _evaluate
+access_denied_message: Callable[[AccessRequest, Decision], str] = _message
+locks_out: Callable[[AccessRequest], bool] = _locks_out
+
+# Operations a principal of another account may be allowed to perform (section 2.3).
+CROSS_ACCOUNT_ACTIONS = frozenset(
+    {
+        "Encrypt",
+        "Decrypt",
+        "ReEncryptFrom",
+        "ReEncryptTo",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "Sign",
+        "Verify",
+        "GenerateMac",
+        "VerifyMac",
+        "DeriveSharedSecret",
+        "Encapsulate",
+        "Decapsulate",
+        "CreateGrant",
+        "DescribeKey",
+        "GetKeyRotationStatus",
+        "GetPublicKey",
+        "ListGrants",
+        "RetireGrant",
+        "RevokeGrant",
+    }
+)
+_CACHE_LIMIT = 10_000
+
+
+class PrincipalSource(Protocol):
+    def principal(self, caller: Caller) -> Principal: ...
+
+
+class GrantSource(Protocol):
+    def grants_for(self, key: KeyRecord) -> Sequence[Grant]: ...
+
+
+def _user_id(arn: str) -> str:
+    """A stable ``aws:userid`` for an IAM user (AWS: 'AIDA' + 17 characters)."""
+    digest = base64.b32encode(hashlib.sha256(arn.encode()).digest()).decode()
+    return "AIDA" + digest[:17]
+
+
+class ArnPrincipalSource:
+    """The default: the principal named by the access key's ARN, identity policies not modelled."""
+
+    def principal(self, caller: Caller) -> Principal:
+        arn = caller.principal_arn
+        if arn.endswith(":root"):
+            return Principal(arn, caller.account, PrincipalType.ACCOUNT, caller.account, arn)
+        return Principal(arn, caller.account, PrincipalType.USER, _user_id(arn), arn)
+
+
+class NoGrants:
+    def grants_for(self, key: KeyRecord) -> Sequence[Grant]:
+        return ()
+
+
+class Authorizer:
+    def __init__(
+        self,
+        partition: str,
+        directory: Directory,
+        principals: PrincipalSource | None = None,
+        grants: GrantSource | None = None,
+    ) -> None:
+        self.partition = partition
+        self.directory = directory
+        self.principals: PrincipalSource = principals or ArnPrincipalSource()
+        self.grants: GrantSource = grants or NoGrants()
+        self._lock = threading.Lock()
+        self._principals: dict[Caller, Principal] = {}
+        # (account, region, key id) -> (key record, extras, keys): valid while both are the cached objects
+        self._key_keys: dict[tuple[str, str, str], tuple[KeyRecord, object, dict[str, ConditionValue]]] = {}
+
+    # --- inputs --------------------------------------------------------------------------------------
+    def principal(self, caller: Caller) -> Principal:
+        found = self._principals.get(caller)
+        if found is None:
+            found = self.principals.principal(caller)
+            if len(self._principals) >= _CACHE_LIMIT:
+                self._principals.clear()
+            self._principals[caller] = found
+        return found
+
+    def _keys_of_key(self, key: KeyRecord) -> dict[str, ConditionValue]:
+        cache_key = (key.account, key.region, key.key_id)
+        extras = self.directory.key_extras(key.account, key.region, key.key_id)
+        cached = self._key_keys.get(cache_key)
+        if cached is not None and cached[0] is key and cached[1] is extras:
+            return cached[2]
+        keys = condition_keys.key_keys(key, extras.tags, extras.aliases)
+        with self._lock:
+            if len(self._key_keys) >= _CACHE_LIMIT:
+                self._key_keys.clear()
+            self._key_keys[cache_key] = (key, extras, keys)
+        return keys
+
+    def _peek_arn(self, ctx: RequestContext, value: object) -> str | None:
+        """The key ARN a KeyId parameter names, or None: no errors, no authorization (a condition key)."""
+        if not isinstance(value, str):
+            return None
+        try:
+            ref = parse_key_ref(value, region=ctx.region, allow_alias=True)
+        except errors.KMSError:
+            return None
+        account = ref.account or ctx.caller.account
+        key_id = ref.key_id
+        if ref.alias_name is not None:
+            alias = self.directory.alias(account, ctx.region, ref.alias_name)
+            key_id = alias.target_key_id if alias is not None else None
+        return None if key_id is None else f"arn:{self.partition}:kms:{ctx.region}:{account}:key/{key_id}"
+
+    def _same_key(self, ctx: RequestContext, action: str, key: KeyRecord) -> bool:
+        """kms:ReEncryptOnSameKey: the source key (the first key the request resolved, or SourceKeyId)
+        equals the destination key (DestinationKeyId)."""
+        if action == "ReEncryptFrom":
+            other = self._peek_arn(ctx, ctx.params.get("DestinationKeyId"))
+        else:
+            other = self._peek_arn(ctx, ctx.params.get("SourceKeyId"))
+            if other is None and ctx.resources:
+                other = ctx.resources[0]
+        return other == self.key_arn(key)
+
+    def key_arn(self, key: KeyRecord) -> str:
+        return f"arn:{self.partition}:kms:{key.region}:{key.account}:key/{key.key_id}"
+
+    def key_request(
+        self,
+        ctx: RequestContext,
+        action: str,
+        key: KeyRecord,
+        *,
+        request_alias: str | None = None,
+        extra: Mapping[str, ConditionValue] | None = None,
+        policy: str | None = None,
+        principal: Principal | None = None,
+        key_keys: Mapping[str, ConditionValue] | None = None,
+    ) -> AccessRequest:
+        principal = principal or self.principal(ctx.caller)
+        keys = condition_keys.caller_keys(ctx, principal)
+        keys.update(self._keys_of_key(key) if key_keys is None else key_keys)
+        keys.update(condition_keys.request_keys(action, ctx.params, request_alias))
+        if action in ("ReEncryptFrom", "ReEncryptTo"):
+            keys["kms:reencryptonsamekey"] = self._same_key(ctx, action, key)
+        if extra:
+            keys.update(extra)
+        context = None
+        member = condition_keys.context_member(action)
+        if member is not None:
+            context = ctx.params.get(member) or {}
+        return AccessRequest(
+            principal=principal,
+            action=action,
+            resource=self.key_arn(key),
+            resource_account=key.account,
+            key_policy=key.policy if policy is None else policy,
+            grants=self.grants.grants_for(key),
+            condition_keys=keys,
+            encryption_context=context,
+            cross_account=action in CROSS_ACCOUNT_ACTIONS,
+        )
+
+    def account_request(
+        self, ctx: RequestContext, action: str, extra: Mapping[str, ConditionValue] | None = None
+    ) -> AccessRequest:
+        principal = self.principal(ctx.caller)
+        keys = condition_keys.caller_keys(ctx, principal)
+        if extra:
+            keys.update(extra)
+        return AccessRequest(
+            principal=principal,
+            action=action,
+            resource="*",
+            resource_account=ctx.caller.account,
+            condition_keys=keys,
+            cross_account=False,
+        )
+
+    def alias_request(self, ctx: RequestContext, action: str, alias_arn: str, account: str) -> AccessRequest:
+        principal = self.principal(ctx.caller)
+        return AccessRequest(
+            principal=principal,
+            action=action,
+            resource=alias_arn,
+            resource_account=account,
+            condition_keys=condition_keys.caller_keys(ctx, principal),
+            cross_account=False,
+        )
+
+    # --- decisions -----------------------------------------------------------------------------------
+    def decide(self, ctx: RequestContext | None, request: AccessRequest) -> Decision:
+        """Evaluate without raising; the reason is recorded on ``ctx`` for the audit log."""
+        decision = evaluate(request)
+        if ctx is not None:
+            verdict = "allowed" if decision.allowed else "denied"
+            ctx.decisions.append(f"kms:{request.action} on {request.resource} {verdict}: {decision.reason}")
+        return decision
+
+    def check(self, ctx: RequestContext, request: AccessRequest) -> Decision:
+        decision = self.decide(ctx, request)
+        if not decision.allowed:
+            raise errors.AccessDeniedException(access_denied_message(request, decision))
+        return decision
+
+    def authorize_key(
+        self,
+        ctx: RequestContext,
+        action: str,
+        key: KeyRecord,
+        *,
+        request_alias: str | None = None,
+        extra: Mapping[str, ConditionValue] | None = None,
+    ) -> Decision:
+        return self.check(ctx, self.key_request(ctx, action, key, request_alias=request_alias, extra=extra))
+
+    def authorize_account(
+        self, ctx: RequestContext, action: str, extra: Mapping[str, ConditionValue] | None = None
+    ) -> Decision:
+        return self.check(ctx, self.account_request(ctx, action, extra))
+
+    def authorize_alias(self, ctx: RequestContext, action: str, alias_arn: str, account: str) -> Decision:
+        return self.check(ctx, self.alias_request(ctx, action, alias_arn, account))
