@@ -6,8 +6,8 @@ import base64
 
 import pytest
 from botocore.exceptions import ClientError
-from tests.integration.test_keys_e2e import error_of
 from tests.conftest import client
+from tests.integration.test_keys_e2e import error_of
 from tests.support.servers import OTHER_ACCOUNT, TEST_ACCOUNT
 
 
