@@ -1,4 +1,4 @@
-"""``openkms`` command line: server, init, admin, jobs, audit."""
+"""``openkms`` command line: server, init, admin, jobs, audit, policy."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from openkms.cli.audit import audit
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
+from openkms.cli.policy import policy
 
 __all__ = ["OperatorError", "main"]
 
@@ -193,6 +194,7 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
 
 
 main.add_command(audit)
+main.add_command(policy)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
