@@ -14,10 +14,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from openkms import errors
+from openkms.authz.evaluator import evaluate
+from openkms.authz.lockout import locks_out
+from openkms.authz.messages import access_denied_message
 from openkms.authz.model import AccessRequest, ConditionValue, Decision, Grant, Principal, PrincipalType
 from openkms.identifiers import parse_key_ref
 from openkms.service import condition_keys
@@ -25,27 +28,7 @@ from openkms.service.context import Caller, RequestContext
 from openkms.service.directory import Directory
 from openkms.storage.base import KeyRecord
 
-try:  # the lockout check proper (authz-engine)
-    from openkms.authz.lockout import locks_out as _locks_out  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - replaced at merge
-
-    def _locks_out(request: AccessRequest) -> bool:
-        return not evaluate(request).allowed
-
-
-try:  # the evaluator proper (authz-engine); the interim one keeps the server honest until it lands
-    from openkms.authz.evaluator import evaluate as _evaluate  # type: ignore[import-not-found,unused-ignore]
-    from openkms.authz.messages import (  # type: ignore[import-not-found,unused-ignore]
-        access_denied_message as _message,
-    )
-except ImportError:  # pragma: no cover - replaced at merge
-    from openkms.service.interim_evaluator import access_denied_message as _message
-    from openkms.service.interim_evaluator import evaluate as _evaluate
-
-Evaluate = Callable[[AccessRequest], Decision]
-evaluate: Evaluate = _evaluate
-access_denied_message: Callable[[AccessRequest, Decision], str] = _message
-locks_out: Callable[[AccessRequest], bool] = _locks_out
+__all__ = ["Authorizer", "GrantSource", "PrincipalSource", "access_denied_message", "evaluate", "locks_out"]
 
 # Operations a principal of another account may be allowed to perform (section 2.3).
 CROSS_ACCOUNT_ACTIONS = frozenset(
