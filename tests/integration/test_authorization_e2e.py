@@ -229,6 +229,13 @@ def test_put_get_list_key_policy(root: Any) -> None:
     with pytest.raises(ClientError) as e:
         root.get_key_policy(KeyId=md["KeyId"], PolicyName="AWS_RAM")
     assert error_of(e)[0] == "NotFoundException"
+    with pytest.raises(ClientError) as e:  # [proposal] wording, pinned here
+        root.put_key_policy(KeyId=md["KeyId"], Policy=doc, PolicyName="custom")
+    assert error_of(e) == (
+        "ValidationException",
+        "PolicyName custom is not valid. Valid values: default.",
+        400,
+    )
 
 
 def test_put_key_policy_lockout_and_bypass(root: Any, alice: Any) -> None:

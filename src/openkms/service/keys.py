@@ -59,6 +59,11 @@ class Keys:
 
     # --- CreateKey -------------------------------------------------------------------------------------
     def create_key(self, ctx: RequestContext, p: Params) -> Result:
+        # kms:CreateKey (and kms:TagResource when tagging) on "*": identity policies only (section 6.1)
+        requested = condition_keys.create_key_keys(p)
+        self.core.authorizer.authorize_account(ctx, "CreateKey", requested)
+        if "Tags" in p:
+            self.core.authorizer.authorize_account(ctx, "TagResource", requested)
         spec = p.get("KeySpec")
         legacy = p.get("CustomerMasterKeySpec")
         if spec is not None and legacy is not None and spec != legacy:
@@ -92,11 +97,6 @@ class Keys:
             raise errors.UnsupportedOperationException(
                 "Multi-Region keys are not supported by this openkms release."
             )
-        authorizer = self.core.authorizer
-        requested = condition_keys.create_key_keys(p)
-        authorizer.authorize_account(ctx, "CreateKey", requested)
-        if "Tags" in p:
-            authorizer.authorize_account(ctx, "TagResource", requested)
         policy = p.get("Policy")
         if policy is None:
             policy = default_policy(self.core.partition, ctx.caller.account)
