@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from openkms.authz.model import AccessRequest, ConditionValue, PrincipalType
 
-# Identity-policy-only keys: absent when a key policy is evaluated (kms-semantics.md section 6.5).
+# Identity-policy-only keys: absent when a key policy is evaluated (section 6.5); applied when compiling.
 KEY_POLICY_IGNORED = frozenset({"kms:resourcealiases"})
 _PRINCIPAL_TAG = "aws:principaltag/"
 
@@ -30,10 +30,8 @@ class Context:
         self._keys: Mapping[str, ConditionValue] = request.condition_keys
         self._tags: dict[str, str] | None = None
 
-    def get(self, name: str, *, key_policy: bool = False) -> ConditionValue | None:
+    def get(self, name: str) -> ConditionValue | None:
         """The value of condition key ``name`` (lower-cased), or None when the request has none."""
-        if key_policy and name in KEY_POLICY_IGNORED:
-            return None
         value = self._keys.get(name)
         if value is not None:
             return value

@@ -52,6 +52,12 @@ def compile_identity_policy(document: str) -> CompiledPolicy:
     return _compile(document, key_policy=False)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def compile_identity_policies(documents: tuple[str, ...]) -> tuple[CompiledPolicy, ...]:
+    """A principal's identity policies, compiled together (one cache look-up per request)."""
+    return tuple(compile_identity_policy(document) for document in documents)
+
+
 def policy_principals(document: str) -> list[str]:
     """The ``AWS`` principal entries (other than ``*``) of a valid key policy, for existence checks."""
     compile_key_policy(document)
@@ -148,7 +154,7 @@ def _statement(index: int, statement: dict[str, Any], *, key_policy: bool, varia
     resource_patterns: tuple[str | Template, ...] | None = None
     if resources is not None:
         resource_patterns = tuple(parse_template(r) if variables else r for r in resources)
-    return Statement(
+    return Statement.build(
         index=index,
         sid=sid or None,
         allow=effect == "Allow",

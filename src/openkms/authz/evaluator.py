@@ -9,19 +9,27 @@
    ``((kp_direct or kp_account) and ip_allow) or grant_ok``. Without a key policy (alias and account-level
    resources) the identity policies alone decide, within the caller's account.
 
-The account root, and a principal whose identity policies are not modelled (``identity_policies is
-None``), have an implicit allow-all identity policy (kms-semantics.md 6.4 notes).
+The account root has an implicit allow-all identity policy; a principal whose identity policies are not
+modelled (``identity_policies is None``) is treated as allow-all within its own account only, as
+``authz.model.Principal`` specifies (kms-semantics.md 6.4 notes): cross-account use by such a principal
+needs a grant.
+
+This runs on every request: policies come compiled from the cache, statements pre-sorted per action, and
+allowing decisions (immutable) are cached per deciding statement, so the common path allocates little.
 """
 
 from __future__ import annotations
 
+import functools
+
 from openkms.authz import grants as grant_rules
 from openkms.authz.context import Context
-from openkms.authz.documents import compile_identity_policy, compile_key_policy
+from openkms.authz.documents import compile_identity_policies, compile_key_policy
 from openkms.authz.model import AccessRequest, Decision, Denial, Principal, PrincipalType
 from openkms.authz.policy import CompiledPolicy, Statement
 
-_UNSET = "?"
+ROOT_IDENTITY = "the account root's implicit identity permissions"
+UNMODELLED_IDENTITY = "identity policies not modelled for this principal (allow-all)"
 
 
 def evaluate(request: AccessRequest) -> Decision:
@@ -35,68 +43,57 @@ def evaluate(request: AccessRequest) -> Decision:
     ctx = Context(request)
     resource = request.resource
     key_policy = compile_key_policy(request.key_policy) if request.key_policy is not None else None
-    identity = (
-        None
-        if principal.identity_policies is None
-        else [compile_identity_policy(document) for document in principal.identity_policies]
-    )
+    documents = principal.identity_policies
+    identity = compile_identity_policies(tuple(documents)) if documents is not None else None
 
     # Step 2: explicit deny.
     kp_allows: tuple[Statement, ...] = ()
     if key_policy is not None:
         denies, kp_allows = key_policy.for_action(action)
         for statement in denies:
-            if (
-                _deny_principal_applies(statement, principal)
-                and statement.matches_resource(resource, ctx, True)
-                and statement.conditions_hold(ctx, True)
-            ):
+            if _deny_principal_applies(statement, principal) and statement.applies(resource, ctx):
                 return Decision(
-                    False, f"denied by key policy {statement.label()}", Denial.EXPLICIT_DENY_RESOURCE
+                    False, f"denied by key policy {statement.label}", Denial.EXPLICIT_DENY_RESOURCE
                 )
     if identity:
         for number, policy in enumerate(identity, start=1):
             for statement in policy.for_action(action)[0]:
-                if statement.matches_resource(resource, ctx, False) and statement.conditions_hold(ctx, False):
+                if statement.applies(resource, ctx):
                     return Decision(
                         False,
-                        f"denied by identity policy #{number} {statement.label()}",
+                        f"denied by identity policy #{number} {statement.label}",
                         Denial.EXPLICIT_DENY_IDENTITY,
                     )
 
-    # Step 3: the allow paths, each computed only when needed.
+    # Step 3: the key-policy paths.
     kp_direct: Statement | None = None
     kp_account: Statement | None = None
     for statement in kp_allows:
         direct, account = _allow_principal_match(statement, principal)
-        if not (direct or account) or (direct is False and kp_account is not None):
-            continue
-        if not statement.matches_resource(resource, ctx, True) or not statement.conditions_hold(ctx, True):
-            continue
-        if direct:
-            kp_direct = statement
-            break
-        kp_account = statement
+        if direct or (account and kp_account is None):
+            if not statement.applies(resource, ctx):
+                continue
+            if direct:
+                kp_direct = statement
+                break
+            kp_account = statement
 
-    ip_reason = _UNSET
-
-    def ip_allow() -> str | None:
-        nonlocal ip_reason
-        if ip_reason is _UNSET:
-            ip_reason = _identity_allow(principal, identity, action, resource, ctx) or ""
-        return ip_reason or None
-
-    # Step 4.
+    # Step 4 (identity policies are evaluated only when a path needs them).
     if key_policy is None:
-        if same_account and (reason := ip_allow()):
-            return Decision(True, f"allowed by {reason} (no resource-based policy applies)")
+        if same_account:
+            ip = _identity_allow(principal, identity, action, resource, ctx, same_account)
+            if ip is not None:
+                return _decision(f"allowed by {ip} (no resource-based policy applies)")
     elif kp_direct is not None and same_account:
-        return Decision(True, f"allowed by key policy {kp_direct.label()}")
-    elif (kp_direct is not None or kp_account is not None) and (reason := ip_allow()):
-        via = kp_direct or kp_account
-        assert via is not None
-        what = "naming the caller" if kp_direct else f"delegating to account {principal.account}"
-        return Decision(True, f"allowed by key policy {via.label()} ({what}) and {reason}")
+        return _decision(f"allowed by key policy {kp_direct.label}")
+    elif kp_direct is not None or kp_account is not None:
+        ip = _identity_allow(principal, identity, action, resource, ctx, same_account)
+        if ip is not None:
+            if kp_direct is not None:
+                return _decision(f"allowed by key policy {kp_direct.label} (naming the caller) and {ip}")
+            assert kp_account is not None
+            delegating = f"(delegating to account {principal.account})"
+            return _decision(f"allowed by key policy {kp_account.label} {delegating} and {ip}")
 
     for grant in request.grants:
         if not grant_rules.usable(grant, action, resource, request.encryption_context):
@@ -104,12 +101,14 @@ def evaluate(request: AccessRequest) -> Decision:
         match = grant_rules.grantee_match(grant, principal)
         if match == grant_rules.DIRECT:
             return Decision(True, f"allowed by grant {grant.grant_id}", grant_id=grant.grant_id)
-        if match == grant_rules.ACCOUNT and (reason := ip_allow()):
-            return Decision(
-                True,
-                f"allowed by grant {grant.grant_id} (to account {principal.account}) and {reason}",
-                grant_id=grant.grant_id,
-            )
+        if match == grant_rules.ACCOUNT:
+            ip = _identity_allow(principal, identity, action, resource, ctx, same_account)
+            if ip is not None:
+                return Decision(
+                    True,
+                    f"allowed by grant {grant.grant_id} (to account {principal.account}) and {ip}",
+                    grant_id=grant.grant_id,
+                )
 
     # Step 5: implicit deny, worded after the step that failed (section 6.9).
     if key_policy is None:
@@ -122,13 +121,19 @@ def evaluate(request: AccessRequest) -> Decision:
     if via is not None:
         return Decision(
             False,
-            f"key policy {via.label()} lets {principal.arn} in, but no identity policy allows "
+            f"key policy {via.label} lets {principal.arn} in, but no identity policy allows "
             f"kms:{action} on {resource}",
             Denial.NO_IDENTITY_ALLOW,
         )
     return Decision(
         False, f"no key policy statement allows kms:{action} for {principal.arn}", Denial.NO_RESOURCE_ALLOW
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _decision(reason: str) -> Decision:
+    # Allowing decisions repeat endlessly (same statements, same callers): share the immutable objects.
+    return Decision(True, reason)
 
 
 def _deny_principal_applies(statement: Statement, principal: Principal) -> bool:
@@ -148,18 +153,19 @@ def _allow_principal_match(statement: Statement, principal: Principal) -> tuple[
 
 def _identity_allow(
     principal: Principal,
-    identity: list[CompiledPolicy] | None,
+    identity: tuple[CompiledPolicy, ...] | None,
     action: str,
     resource: str,
     ctx: Context,
+    same_account: bool,
 ) -> str | None:
     """Why the caller's identity policies allow the action on the resource, or None."""
     if principal.type is PrincipalType.ACCOUNT:
-        return "the account root's implicit identity permissions"
+        return ROOT_IDENTITY
     if identity is None:
-        return "identity policies not modelled for this principal (allow-all)"
+        return UNMODELLED_IDENTITY if same_account else None
     for number, policy in enumerate(identity, start=1):
         for statement in policy.for_action(action)[1]:
-            if statement.matches_resource(resource, ctx, False) and statement.conditions_hold(ctx, False):
-                return f"identity policy #{number} {statement.label()}"
+            if statement.applies(resource, ctx):
+                return f"identity policy #{number} {statement.label}"
     return None

@@ -26,6 +26,11 @@ def _compile(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile("".join(parts) + r"\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
+def compile_glob(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
+    """The anchored regular expression of an IAM glob (``.match(value)`` tests a whole value)."""
+    return _compile(pattern, ignore_case)
+
+
 def has_wildcard(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
 

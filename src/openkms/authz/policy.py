@@ -8,6 +8,7 @@ policy and action, not once per request.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from openkms.authz.conditions import Condition
 from openkms.authz.context import Context
@@ -49,16 +50,24 @@ class Statement:
     principal: PrincipalSet | None  # None in identity policies
     not_principal: bool
     conditions: tuple[Condition, ...]
+    label: str = ""  # 'statement "Sid" (#2)' or 'statement #2', for decision reasons
+    any_resource: bool = False  # Resource contains "*": matches every resource (in a key policy, this key)
 
-    def label(self) -> str:
-        return f'statement "{self.sid}" (#{self.index})' if self.sid else f"statement #{self.index}"
+    @staticmethod
+    def build(**fields: Any) -> Statement:
+        sid, index, resources = fields["sid"], fields["index"], fields["resources"]
+        label = f'statement "{sid}" (#{index})' if sid else f"statement #{index}"
+        any_resource = resources is not None and not fields["not_resource"] and "*" in resources
+        return Statement(**fields, label=label, any_resource=any_resource)
 
     def applies_to_action(self, action: str) -> bool:
         if self.actions is None or self.resources is None:
             return False
         return self.actions.matches(action) != self.not_action
 
-    def matches_resource(self, resource: str, ctx: Context, key_policy: bool) -> bool:
+    def matches_resource(self, resource: str, ctx: Context) -> bool:
+        if self.any_resource:
+            return True
         assert self.resources is not None
         hit = False
         for pattern in self.resources:
@@ -66,14 +75,19 @@ class Statement:
                 if pattern.glob_match(resource, ctx):
                     hit = True
                     break
-            elif (key_policy and pattern == "*") or glob_match(pattern, resource):
-                # In a key policy "*" means "this key"; elsewhere "*" matches every resource anyway.
+            elif glob_match(pattern, resource):
                 hit = True
                 break
         return hit != self.not_resource
 
-    def conditions_hold(self, ctx: Context, key_policy: bool) -> bool:
-        return all(condition.holds(ctx, key_policy) for condition in self.conditions)
+    def applies(self, resource: str, ctx: Context) -> bool:
+        """Resource and Condition both match (Action and Principal are checked by the caller)."""
+        if not self.any_resource and not self.matches_resource(resource, ctx):
+            return False
+        for condition in self.conditions:  # noqa: SIM110 - a plain loop is faster on this hot path
+            if not condition.holds(ctx):
+                return False
+        return True
 
 
 class CompiledPolicy:

@@ -25,7 +25,7 @@ class Template:
 
     parts: tuple[str | tuple[str, str | None], ...]
 
-    def resolve(self, ctx: Context, *, key_policy: bool = False) -> str | None:
+    def resolve(self, ctx: Context) -> str | None:
         """The string with every variable replaced, or None when a variable has no value."""
         out: list[str] = []
         for part in self.parts:
@@ -33,7 +33,7 @@ class Template:
                 out.append(part)
                 continue
             name, default = part
-            value = ctx.get(name, key_policy=key_policy)
+            value = ctx.get(name)
             if isinstance(value, bool):
                 value = "true" if value else "false"
             if isinstance(value, int | float):
