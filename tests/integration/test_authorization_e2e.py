@@ -21,6 +21,7 @@ ROOT = f"arn:aws:iam::{TEST_ACCOUNT}:root"
 ALICE = f"arn:aws:iam::{TEST_ACCOUNT}:user/alice"
 BOB = f"arn:aws:iam::{TEST_ACCOUNT}:user/bob"
 OTHER_ROOT = f"arn:aws:iam::{OTHER_ACCOUNT}:root"
+CAROL = f"arn:aws:iam::{OTHER_ACCOUNT}:user/carol"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -31,6 +32,7 @@ def authz_deployment(
     dep.add_access_key(TEST_ACCOUNT, "alice", "alicesecret", user="alice")
     dep.add_access_key(TEST_ACCOUNT, "bob", "bobsecret", user="bob")
     dep.add_access_key(TEST_ACCOUNT, "alices3", "alices3secret", user="alice")
+    dep.add_access_key(OTHER_ACCOUNT, "carol", "carolsecret", user="carol")
     dep.extra_env["OPENKMS_KMS_SERVICE_ACCESS_KEYS"] = "alices3=s3"
     yield dep
     if dep.schema:
@@ -200,6 +202,17 @@ def test_cross_account_with_key_policy(root: Any, other: Any) -> None:
     with pytest.raises(ClientError) as e:
         other.describe_key(KeyId=md["KeyId"])
     assert error_of(e)[0] == "NotFoundException"
+
+
+def test_cross_account_user_needs_an_identity_policy(root: Any, authz_server: ServerProcess) -> None:
+    # carol's account is let in by the key policy, but carol has no identity policy that allows the
+    # action (identity policies are not modelled for her: allow-all only within her own account)
+    carol = client(authz_server.url, "carol", "carolsecret")
+    md = root.create_key(Policy=policy(allow(ROOT), allow(OTHER_ACCOUNT, "kms:Encrypt")))["KeyMetadata"]
+    with pytest.raises(ClientError) as e:
+        carol.encrypt(KeyId=md["Arn"], Plaintext=b"x")
+    assert error_of(e) == denied(CAROL, "Encrypt", md["Arn"], "identity")
+    carol.create_key()  # in her own account she may do what the key policy delegates
 
 
 def test_missing_key_of_another_account_does_not_reveal_existence(other: Any) -> None:
