@@ -58,6 +58,7 @@ CROSS_ACCOUNT_ACTIONS = frozenset(
     }
 )
 _CACHE_LIMIT = 10_000
+_Connection = tuple[Caller, str, str, bool]
 
 
 class PrincipalSource(Protocol):
@@ -103,6 +104,9 @@ class Authorizer:
         self.grants: GrantSource = grants or NoGrants()
         self._lock = threading.Lock()
         self._principals: dict[Caller, Principal] = {}
+        # (caller, region, source ip, TLS) -> (principal, keys without the time)
+        self._connections: dict[_Connection, tuple[Principal, dict[str, ConditionValue]]] = {}
+        self._second: tuple[int, str] = (-1, "")  # aws:EpochTime and aws:CurrentTime of the last second seen
         # (account, region, key id) -> (key record, extras, keys): valid while both are the cached objects
         self._key_keys: dict[tuple[str, str, str], tuple[KeyRecord, object, dict[str, ConditionValue]]] = {}
 
@@ -115,6 +119,24 @@ class Authorizer:
                 self._principals.clear()
             self._principals[caller] = found
         return found
+
+    def caller_keys(self, ctx: RequestContext, principal: Principal) -> dict[str, ConditionValue]:
+        """``condition_keys.caller_keys``, with the caller's part cached (a fresh dict per request)."""
+        cache_key = (ctx.caller, ctx.region, ctx.source_ip, ctx.secure)
+        cached = self._connections.get(cache_key)
+        if cached is None or cached[0] is not principal:
+            cached = (principal, condition_keys.connection_keys(ctx, principal))
+            if len(self._connections) >= _CACHE_LIMIT:
+                self._connections.clear()
+            self._connections[cache_key] = cached
+        keys = dict(cached[1])
+        second = int(ctx.now)
+        clock = self._second
+        if clock[0] != second:
+            clock = self._second = (second, condition_keys.iso_time(second))
+        keys["aws:epochtime"] = second
+        keys["aws:currenttime"] = clock[1]
+        return keys
 
     def _keys_of_key(self, key: KeyRecord) -> dict[str, ConditionValue]:
         cache_key = (key.account, key.region, key.key_id)
@@ -171,7 +193,7 @@ class Authorizer:
         key_keys: Mapping[str, ConditionValue] | None = None,
     ) -> AccessRequest:
         principal = principal or self.principal(ctx.caller)
-        keys = condition_keys.caller_keys(ctx, principal)
+        keys = self.caller_keys(ctx, principal)
         keys.update(self._keys_of_key(key) if key_keys is None else key_keys)
         keys.update(condition_keys.request_keys(action, ctx.params, request_alias))
         if action in ("ReEncryptFrom", "ReEncryptTo"):
@@ -198,7 +220,7 @@ class Authorizer:
         self, ctx: RequestContext, action: str, extra: Mapping[str, ConditionValue] | None = None
     ) -> AccessRequest:
         principal = self.principal(ctx.caller)
-        keys = condition_keys.caller_keys(ctx, principal)
+        keys = self.caller_keys(ctx, principal)
         if extra:
             keys.update(extra)
         return AccessRequest(
@@ -217,7 +239,7 @@ class Authorizer:
             action=action,
             resource=alias_arn,
             resource_account=account,
-            condition_keys=condition_keys.caller_keys(ctx, principal),
+            condition_keys=self.caller_keys(ctx, principal),
             cross_account=False,
         )
 

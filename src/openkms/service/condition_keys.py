@@ -59,7 +59,16 @@ def iso_time(epoch: float) -> str:
 
 
 def caller_keys(ctx: RequestContext, principal: Principal) -> Keys:
-    """Global keys of the caller and the connection (the same for every check of one request)."""
+    """Global keys of the caller, the connection and the time (the same for every check of one request)."""
+    keys = connection_keys(ctx, principal)
+    keys["aws:currenttime"] = iso_time(ctx.now)
+    keys["aws:epochtime"] = int(ctx.now)
+    return keys
+
+
+def connection_keys(ctx: RequestContext, principal: Principal) -> Keys:
+    """``caller_keys`` without the time: the same for every request of one caller from one address
+    (``Authorizer`` caches them)."""
     keys: Keys = {
         "aws:principalarn": principal.principal_arn,
         "aws:principalaccount": principal.account,
@@ -67,8 +76,6 @@ def caller_keys(ctx: RequestContext, principal: Principal) -> Keys:
         "aws:userid": principal.user_id,
         "aws:sourceip": ctx.source_ip,
         "aws:securetransport": ctx.secure,
-        "aws:currenttime": iso_time(ctx.now),
-        "aws:epochtime": int(ctx.now),
         "aws:requestedregion": ctx.region,
         "kms:calleraccount": principal.account,
     }
