@@ -62,10 +62,15 @@ _Connection = tuple[Caller, str, str, bool]
 
 
 class PrincipalSource(Protocol):
+    """Called on every permission check (the hot path): cache, and return the same object while
+    nothing about the principal changed (the Authorizer's per-connection cache checks identity)."""
+
     def principal(self, caller: Caller) -> Principal: ...
 
 
 class GrantSource(Protocol):
+    """Called on every key permission check: the key's current grants (cached, coherent across workers)."""
+
     def grants_for(self, key: KeyRecord) -> Sequence[Grant]: ...
 
 
@@ -78,11 +83,21 @@ def _user_id(arn: str) -> str:
 class ArnPrincipalSource:
     """The default: the principal named by the access key's ARN, identity policies not modelled."""
 
+    def __init__(self) -> None:
+        self._cache: dict[Caller, Principal] = {}  # derived from the caller alone: never stale
+
     def principal(self, caller: Caller) -> Principal:
-        arn = caller.principal_arn
-        if arn.endswith(":root"):
-            return Principal(arn, caller.account, PrincipalType.ACCOUNT, caller.account, arn)
-        return Principal(arn, caller.account, PrincipalType.USER, _user_id(arn), arn)
+        found = self._cache.get(caller)
+        if found is None:
+            arn = caller.principal_arn
+            if arn.endswith(":root"):
+                found = Principal(arn, caller.account, PrincipalType.ACCOUNT, caller.account, arn)
+            else:
+                found = Principal(arn, caller.account, PrincipalType.USER, _user_id(arn), arn)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[caller] = found
+        return found
 
 
 class NoGrants:
@@ -103,7 +118,6 @@ class Authorizer:
         self.principals: PrincipalSource = principals or ArnPrincipalSource()
         self.grants: GrantSource = grants or NoGrants()
         self._lock = threading.Lock()
-        self._principals: dict[Caller, Principal] = {}
         # (caller, region, source ip, TLS) -> (principal, keys without the time)
         self._connections: dict[_Connection, tuple[Principal, dict[str, ConditionValue]]] = {}
         self._second: tuple[int, str] = (-1, "")  # aws:EpochTime and aws:CurrentTime of the last second seen
@@ -112,13 +126,9 @@ class Authorizer:
 
     # --- inputs --------------------------------------------------------------------------------------
     def principal(self, caller: Caller) -> Principal:
-        found = self._principals.get(caller)
-        if found is None:
-            found = self.principals.principal(caller)
-            if len(self._principals) >= _CACHE_LIMIT:
-                self._principals.clear()
-            self._principals[caller] = found
-        return found
+        # Not cached here: a source whose principals change (identity policies, tags) keeps its own
+        # generation-checked cache; the connection keys below are rebuilt when the principal changes.
+        return self.principals.principal(caller)
 
     def caller_keys(self, ctx: RequestContext, principal: Principal) -> dict[str, ConditionValue]:
         """``condition_keys.caller_keys``, with the caller's part cached (a fresh dict per request)."""
