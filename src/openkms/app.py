@@ -159,6 +159,15 @@ def build_service(
     return KmsService(core, key_usage=audit_reader)
 
 
+def service_access_keys(settings: Settings) -> dict[str, str]:
+    """``kms.service_access_keys`` as access key id -> integrated service name."""
+    found: dict[str, str] = {}
+    for item in settings.kms.service_access_keys:
+        access_key_id, _, service = item.partition("=")
+        found[access_key_id.strip()] = service.strip()
+    return found
+
+
 def preflight(settings: Settings) -> None:
     """Open the store and unwrap the root keys once, so a misconfigured node fails before serving."""
     store = open_store(settings)
@@ -188,9 +197,11 @@ def build_api(
             principal_arn=found.principal_arn,
         )
 
+    via_service = service_access_keys(settings)
+
     def caller_of(verified: VerifiedRequest) -> Caller:
         c = verified.credential
-        return Caller(c.account, c.principal_arn, c.access_key_id)
+        return Caller(c.account, c.principal_arn, c.access_key_id, via_service.get(c.access_key_id))
 
     # CloudTrail's LookupEvents is answered from the audit database at the same endpoint
     extra = (LookupEvents(audit_reader, settings.kms.partition).service(),) if audit_reader else ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -71,6 +72,9 @@ class KmsSettings:
     regions: tuple[str, ...] = ()  # empty: serve any region named by the SigV4 credential scope
     max_skew_seconds: float = 300.0
     material_cache_size: int = 10000
+    # Access keys of self-hosted integrated services, "ACCESS_KEY_ID=service" (e.g. "AKIAS3GATEWAY=s3"):
+    # calls signed with them carry kms:ViaService=<service>.<region>.amazonaws.com (docs/authorization.md).
+    service_access_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,10 @@ def _check(s: Settings) -> None:
         raise bad("kms.partition", "must be aws, aws-cn or aws-us-gov")
     if not 1 <= s.kms.max_skew_seconds <= 3600:
         raise bad("kms.max_skew_seconds", "must be between 1 and 3600")
+    for item in s.kms.service_access_keys:
+        access_key_id, sep, service = item.partition("=")
+        if not sep or not access_key_id.strip() or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", service.strip()):
+            raise bad("kms.service_access_keys", f"{item!r} is not ACCESS_KEY_ID=service (e.g. AKIA...=s3)")
     if s.kms.material_cache_size < 1:
         raise bad("kms.material_cache_size", "must be at least 1")
     if s.jobs.interval_seconds <= 0:

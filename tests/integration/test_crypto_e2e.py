@@ -6,8 +6,9 @@ import base64
 
 import pytest
 from botocore.exceptions import ClientError
+from tests.conftest import client
 from tests.integration.test_keys_e2e import error_of
-from tests.support.servers import TEST_ACCOUNT
+from tests.support.servers import OTHER_ACCOUNT, TEST_ACCOUNT
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +85,25 @@ def test_incorrect_key_id(kms, key) -> None:
     )
 
 
-def test_decrypt_of_blob_for_unknown_key(kms, key, other_kms) -> None:
+def test_decrypt_of_blob_for_unknown_key(kms, key, server) -> None:
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    elsewhere = client(server.url, region="eu-west-1")  # the key does not exist in that Region
+    with pytest.raises(ClientError) as e:
+        elsewhere.decrypt(CiphertextBlob=blob)
+    assert error_of(e)[0] == "AccessDeniedException"
+    assert "does not exist, does not exist in this region, or you are not allowed to access" in error_of(e)[1]
+
+
+def test_decrypt_of_another_accounts_blob_is_denied_by_its_key_policy(kms, key, other_kms) -> None:
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]
     with pytest.raises(ClientError) as e:
         other_kms.decrypt(CiphertextBlob=blob)
-    assert error_of(e)[0] == "AccessDeniedException"
-    assert "does not exist, does not exist in this region, or you are not allowed to access" in error_of(e)[1]
+    assert error_of(e) == (
+        "AccessDeniedException",
+        f"User: arn:aws:iam::{OTHER_ACCOUNT}:root is not authorized to perform: kms:Decrypt on resource: "
+        f"{key['Arn']} because no resource-based policy allows the kms:Decrypt action",
+        400,
+    )
 
 
 def test_disabled_key_cannot_decrypt(kms) -> None:

@@ -388,7 +388,9 @@ def test_retire_by_token_audit_record(kms: Any, deployment: Deployment) -> None:
     event = by_id[retired["ResponseMetadata"]["RequestId"]]
     assert event["eventName"] == "RetireGrant" and "errorCode" not in event
     assert event["requestParameters"] is None
-    assert event["additionalEventData"] == {"grantId": g["GrantId"]}
+    assert event["additionalEventData"]["grantId"] == g["GrantId"]
+    assert set(event["additionalEventData"]) == {"grantId", "authorizationReason"}
+    assert "kms:RetireGrant" in event["additionalEventData"]["authorizationReason"]
     assert [r["ARN"] for r in event["resources"]] == [key["Arn"]]
     created = [
         e

@@ -174,6 +174,8 @@ class KmsApi:
                 source_ip=request.peer,
                 user_agent=_header(request, "user-agent"),
                 now=now,
+                params=params,
+                secure=request.tls,
             )
         except errors.KMSError as exc:
             error = exc

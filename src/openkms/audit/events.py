@@ -167,16 +167,23 @@ class EventBuilder:
             "recipientAccountId": account,
             "eventCategory": "Management",
         }
+        extra: dict[str, Any] = {}
         if error is not None:
             event["errorCode"] = error.code
             event["errorMessage"] = error.message
         elif o.result is not None:
             material = o.result.get("KeyMaterialId")
             if isinstance(material, str):
-                event["additionalEventData"] = {"keyMaterialId": material}
+                extra["keyMaterialId"] = material
         if ctx is not None and ctx.additional_event_data:
             # set by handlers, loggable values only (RetireGrant by token: the grant id)
-            event.setdefault("additionalEventData", {}).update(ctx.additional_event_data)
+            extra.update(ctx.additional_event_data)
+        if ctx is not None and ctx.decisions:
+            # which statement or grant allowed or denied each permission check: names of statements,
+            # actions and ARNs only, never request values (service/authorization.py)
+            extra["authorizationReason"] = "; ".join(ctx.decisions)
+        if extra:
+            event["additionalEventData"] = extra
         return PendingEvent(canonical(event), o.time, resources)
 
     def service_event(

@@ -1,4 +1,4 @@
-"""``openkms`` command line: server, init, admin, jobs, audit."""
+"""``openkms`` command line: server, init, admin, jobs, audit, policy."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from openkms.cli.audit import audit
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
 from openkms.cli.files import decrypt_file, encrypt_file
 from openkms.cli.operator import operator
+from openkms.cli.policy import policy
 
 __all__ = ["OperatorError", "main"]
 
@@ -201,6 +202,7 @@ main.add_command(audit)
 main.add_command(operator)
 main.add_command(encrypt_file)  # client commands: SigV4 over HTTP like any AWS client
 main.add_command(decrypt_file)
+main.add_command(policy)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

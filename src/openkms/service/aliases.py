@@ -26,6 +26,8 @@ class Aliases:
     def create_alias(self, ctx: RequestContext, p: Params) -> Result:
         name = p["AliasName"]
         check_alias_name(name)
+        # kms:CreateAlias on the alias (identity policy only) and on the key (section 6.1)
+        self._authorize_alias(ctx, "CreateAlias", name)
         key = self.core.resolve(ctx, p["TargetKeyId"], allow_alias=False, action="CreateAlias")
         check_state(StateRule.METADATA, key.state, self.core.arn(key))
         record = AliasRecord(ctx.caller.account, ctx.region, name, key.key_id, ctx.now, ctx.now)
@@ -33,7 +35,8 @@ class Aliases:
             f"An alias with the name {self.core.alias_arn(ctx, name)} already exists"
         )
         try:
-            with self.core.store.tx() as tx:
+            # ``changing``: the key's alias list (kms:ResourceAliases) is cached
+            with self.core.changing() as tx:
                 if tx.get_alias(record.account, record.region, name) is not None:
                     raise exists
                 if tx.count_aliases_for_key(key.account, key.region, key.key_id) >= MAX_ALIASES_PER_KEY:
@@ -48,9 +51,12 @@ class Aliases:
     def update_alias(self, ctx: RequestContext, p: Params) -> Result:
         name = p["AliasName"]
         check_alias_name(name)
+        self._authorize_alias(ctx, "UpdateAlias", name)
         new_target = self.core.resolve(ctx, p["TargetKeyId"], allow_alias=False, action="UpdateAlias")
         alias = self._existing(ctx, name)
         current = self.core.directory.key(alias.account, alias.region, alias.target_key_id)
+        if current is not None:  # UpdateAlias needs the permission on the current key too
+            self.core.authorizer.authorize_key(ctx, "UpdateAlias", current)
         check_state(StateRule.METADATA, new_target.state, self.core.arn(new_target))
         if current is not None and _key_type(current) != _key_type(new_target):
             raise errors.ValidationException(
@@ -73,15 +79,20 @@ class Aliases:
     def delete_alias(self, ctx: RequestContext, p: Params) -> Result:
         name = p["AliasName"]
         check_alias_name(name)
+        self._authorize_alias(ctx, "DeleteAlias", name)
         alias = self._existing(ctx, name)
+        key = self.core.directory.key(alias.account, alias.region, alias.target_key_id)
+        if key is not None:
+            self.core.authorizer.authorize_key(ctx, "DeleteAlias", key)
         with self.core.changing() as tx:
             tx.delete_alias(alias.account, alias.region, name)
         return {}
 
     def list_aliases(self, ctx: RequestContext, p: Params) -> Result:
+        self.core.authorizer.authorize_account(ctx, "ListAliases")  # identity policies only
         key_id = None
         if "KeyId" in p:
-            key_id = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="ListAliases").key_id
+            key_id = self.core.lookup(ctx, p["KeyId"], allow_alias=False, action="ListAliases")[0].key_id
         scope = f"aliases|{ctx.caller.account}|{ctx.region}|{key_id or ''}"
         after = self.markers.read(scope, p.get("Marker"))
         limit = p.get("Limit", 50)
@@ -104,6 +115,10 @@ class Aliases:
         if more:
             result["NextMarker"] = self.markers.make(scope, page[-1].name)
         return result
+
+    def _authorize_alias(self, ctx: RequestContext, action: str, name: str) -> None:
+        account = ctx.caller.account
+        self.core.authorizer.authorize_alias(ctx, action, self.core.alias_arn(ctx, name), account)
 
     def _existing(self, ctx: RequestContext, name: str) -> AliasRecord:
         with self.core.store.read() as tx:

@@ -44,9 +44,9 @@ class AsymmetricOps:
 
     # --- RSAES-OAEP ------------------------------------------------------------------------------------
     def _oaep_key(
-        self, ctx: RequestContext, key_id: str, operation: str, name: str
+        self, ctx: RequestContext, key_id: str, operation: str, name: str, permission: str | None = None
     ) -> tuple[KeyRecord, asymmetric.EncryptionAlgorithm]:
-        key = usable_key(self.core, ctx, key_id, operation, ENCRYPT_DECRYPT)
+        key = usable_key(self.core, ctx, key_id, operation, ENCRYPT_DECRYPT, permission)
         check_algorithm(key, name)
         algorithm = _OAEP.get(name)
         if algorithm is None:  # SM2PKE: SM2 keys cannot be created (docs/compatibility.md)
@@ -117,7 +117,9 @@ class AsymmetricOps:
                     f"SourceKeyId is required when the source encryption algorithm is {source_name}."
                 )
             _no_context(p, "SourceEncryptionContext")
-            source, source_alg = self._oaep_key(ctx, p["SourceKeyId"], "ReEncrypt", source_name)
+            source, source_alg = self._oaep_key(
+                ctx, p["SourceKeyId"], "ReEncrypt", source_name, "ReEncryptFrom"
+            )
             if not ignore_ciphertext:
                 plaintext = self._open(source, source_alg, p["CiphertextBlob"])
         elif ignore_ciphertext:
@@ -125,11 +127,17 @@ class AsymmetricOps:
                 raise errors.ValidationException(
                     "KeyId is required when DryRunModifiers includes IGNORE_CIPHERTEXT."
                 )
-            source = symmetric._encrypt_key(ctx, p["SourceKeyId"], "ReEncrypt", None)
+            source = symmetric._encrypt_key(ctx, p["SourceKeyId"], "ReEncrypt", None, "ReEncryptFrom")
         else:
             source_context = encoded_context(p.get("SourceEncryptionContext"))
             source, header = symmetric._open(
-                ctx, p["CiphertextBlob"], source_context, p.get("SourceKeyId"), "ReEncrypt", None
+                ctx,
+                p["CiphertextBlob"],
+                source_context,
+                p.get("SourceKeyId"),
+                "ReEncrypt",
+                None,
+                "ReEncryptFrom",
             )
             opened = symmetric._decrypt(source, header, p["CiphertextBlob"], source_context)
             plaintext, source_material = opened.plaintext, opened.material_id
@@ -137,10 +145,12 @@ class AsymmetricOps:
         if is_asymmetric(destination_name):
             _no_context(p, "DestinationEncryptionContext")
             destination, destination_alg = self._oaep_key(
-                ctx, p["DestinationKeyId"], "ReEncrypt", destination_name
+                ctx, p["DestinationKeyId"], "ReEncrypt", destination_name, "ReEncryptTo"
             )
         else:
-            destination = symmetric._encrypt_key(ctx, p["DestinationKeyId"], "ReEncrypt", destination_name)
+            destination = symmetric._encrypt_key(
+                ctx, p["DestinationKeyId"], "ReEncrypt", destination_name, "ReEncryptTo"
+            )
         self.core.check_grant_tokens(p)
         if p.get("DryRun"):
             raise errors.dry_run()

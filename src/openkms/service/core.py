@@ -12,10 +12,12 @@ from openkms import errors
 from openkms.clock import Clock
 from openkms.identifiers import alias_arn, key_arn, parse_key_ref
 from openkms.keyring.keyring import Keyring
+from openkms.service.authorization import Authorizer, GrantSource, PrincipalSource
 from openkms.service.context import RequestContext
 from openkms.service.directory import Directory
 from openkms.service.grant_tokens import GrantTokens
 from openkms.service.key_pairs import KeyPairCache
+from openkms.service.managed_keys import ensure_managed_key, is_managed_alias
 from openkms.storage.base import KeyRecord, MaterialRecord, Store, Tx
 
 Params = Mapping[str, Any]
@@ -38,6 +40,22 @@ class Core:
     clock: Clock
     partition: str
     key_pairs: KeyPairCache = field(default_factory=KeyPairCache)  # loaded asymmetric private keys
+    principals: PrincipalSource | None = None  # None: principals from access key ARNs (authorization.py)
+    grants: GrantSource | None = None  # None: no grants
+    authorizer: Authorizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.authorizer = Authorizer(self.partition, self.directory, self.principals, self.grants)
+
+    def use_grants(self, grants: GrantSource) -> None:
+        """Plug in the grant store (built after the core, since it needs it)."""
+        self.grants = grants
+        self.authorizer.grants = grants
+
+    def use_principals(self, principals: PrincipalSource) -> None:
+        """Plug in the identity registry (users, roles and their identity policies)."""
+        self.principals = principals
+        self.authorizer.principals = principals
 
     # --- identifiers -------------------------------------------------------------------------------
     def arn(self, key: KeyRecord) -> str:
@@ -46,28 +64,51 @@ class Core:
     def alias_arn(self, ctx: RequestContext, name: str, account: str | None = None) -> str:
         return alias_arn(self.partition, ctx.region, account or ctx.caller.account, name)
 
-    def resolve(self, ctx: RequestContext, value: str, *, allow_alias: bool, action: str) -> KeyRecord:
-        """Turn a KeyId parameter into the key it names (kms-semantics.md section 2.2)."""
+    def lookup(
+        self, ctx: RequestContext, value: str, *, allow_alias: bool, action: str
+    ) -> tuple[KeyRecord, str | None]:
+        """Turn a KeyId parameter into the key it names (kms-semantics.md section 2.2), without
+        authorization; also returns the alias name when the caller named the key by alias."""
         ref = parse_key_ref(value, region=ctx.region, allow_alias=allow_alias)
         account = ref.account or ctx.caller.account
+        foreign = account != ctx.caller.account
         if ref.alias_name is not None:
             alias = self.directory.alias(account, ctx.region, ref.alias_name)
-            if alias is None:
-                raise errors.NotFoundException(
-                    f"Alias {self.alias_arn(ctx, ref.alias_name, account)} is not found."
+            if alias is None and not foreign and is_managed_alias(ref.alias_name):
+                # AWS managed keys are created on first use (section 2.1; docs/authorization.md)
+                alias = ensure_managed_key(
+                    self.store, self.keyring, self.partition, account, ctx.region, ref.alias_name, ctx.now
                 )
+            if alias is None:
+                alias_arn_ = self.alias_arn(ctx, ref.alias_name, account)
+                if foreign:  # never reveal what another account has
+                    raise access_denied(ctx, action, alias_arn_, "no resource-based policy allows")
+                raise errors.NotFoundException(f"Alias {alias_arn_} is not found.")
             key_id = alias.target_key_id
         else:
             assert ref.key_id is not None
             key_id = ref.key_id
         arn = key_arn(self.partition, ctx.region, account, key_id)
         ctx.resources.append(arn)  # audited as a resource even when the call then fails
-        if account != ctx.caller.account:
-            # Cross-account access needs key policies (not enforced yet): deny without revealing existence.
-            raise access_denied(ctx, action, arn, "no resource-based policy allows")
         key = self.directory.key(account, ctx.region, key_id)
         if key is None:
+            if foreign:  # a missing key of another account is indistinguishable from a forbidden one
+                raise access_denied(ctx, action, arn, "no resource-based policy allows")
             raise errors.NotFoundException(f"Key '{arn}' does not exist")
+        return key, ref.alias_name
+
+    def resolve(
+        self,
+        ctx: RequestContext,
+        value: str,
+        *,
+        allow_alias: bool,
+        action: str,
+        permission: str | None = None,
+    ) -> KeyRecord:
+        """Resolve a KeyId and authorize ``permission`` (default: ``action``) on the key (section 6.1)."""
+        key, alias = self.lookup(ctx, value, allow_alias=allow_alias, action=permission or action)
+        self.authorizer.authorize_key(ctx, permission or action, key, request_alias=alias)
         return key
 
     # --- grant tokens ------------------------------------------------------------------------------

@@ -55,9 +55,14 @@ class CryptoOps:
 
     # --- shared steps ----------------------------------------------------------------------------------
     def _encrypt_key(
-        self, ctx: RequestContext, key_id: str, operation: str, algorithm: str | None
+        self,
+        ctx: RequestContext,
+        key_id: str,
+        operation: str,
+        algorithm: str | None,
+        permission: str | None = None,
     ) -> KeyRecord:
-        key = self.core.resolve(ctx, key_id, allow_alias=True, action=operation)
+        key = self.core.resolve(ctx, key_id, allow_alias=True, action=operation, permission=permission)
         arn = self.core.arn(key)
         check_state(StateRule.CRYPTO, key.state, arn)
         if key.key_usage != ENCRYPT_DECRYPT:
@@ -87,11 +92,15 @@ class CryptoOps:
         key_id: str | None,
         operation: str,
         algorithm: str | None,
+        permission: str | None = None,
     ) -> tuple[KeyRecord, symmetric.BlobHeader]:
         """Steps 2-9 of Decrypt: everything up to (not including) the AES-GCM open."""
+        permission = permission or operation
         requested = None
         if key_id is not None:
-            requested = self.core.resolve(ctx, key_id, allow_alias=True, action=operation)
+            requested = self.core.resolve(
+                ctx, key_id, allow_alias=True, action=operation, permission=permission
+            )
         if (algorithm or SYMMETRIC_DEFAULT) != SYMMETRIC_DEFAULT:
             if requested is None:
                 raise errors.ValidationException(
@@ -109,13 +118,13 @@ class CryptoOps:
             raise errors.IncorrectKeyException(
                 "The key ID in the request does not identify a CMK that can perform this operation."
             )
-        if header.account != ctx.caller.account:
-            raise errors.AccessDeniedException(DECRYPT_KEY_NOT_FOUND)
         key = requested or self.core.directory.key(header.account, ctx.region, header.key_id)
         if key is None:
             raise errors.AccessDeniedException(DECRYPT_KEY_NOT_FOUND)
         if requested is None:
             ctx.resources.append(self.core.arn(key))  # the key named by the ciphertext, for the audit event
+            # the resource of Decrypt is the key named in the ciphertext (section 6.4)
+            self.core.authorizer.authorize_key(ctx, permission, key)
         check_state(StateRule.CRYPTO, key.state, self.core.arn(key))
         if key.key_spec != SYMMETRIC_DEFAULT:
             raise errors.InvalidCiphertextException("")  # only a forged header can name such a key
@@ -176,9 +185,15 @@ class CryptoOps:
         destination_context = encoded_context(p.get("DestinationEncryptionContext"))
         if "IGNORE_CIPHERTEXT" in p.get("DryRunModifiers", ()):
             self._encrypt_key(
-                ctx, p["DestinationKeyId"], "ReEncrypt", p.get("DestinationEncryptionAlgorithm")
+                ctx,
+                p["DestinationKeyId"],
+                "ReEncrypt",
+                p.get("DestinationEncryptionAlgorithm"),
+                permission="ReEncryptTo",
             )
-            return self._dry_run_without_ciphertext(ctx, p.get("SourceKeyId"), "ReEncrypt", p.get("DryRun"))
+            return self._dry_run_without_ciphertext(
+                ctx, p.get("SourceKeyId"), "ReEncrypt", p.get("DryRun"), permission="ReEncryptFrom"
+            )
         source, header = self._open(
             ctx,
             p["CiphertextBlob"],
@@ -186,9 +201,14 @@ class CryptoOps:
             p.get("SourceKeyId"),
             "ReEncrypt",
             p.get("SourceEncryptionAlgorithm"),
+            permission="ReEncryptFrom",
         )
         destination = self._encrypt_key(
-            ctx, p["DestinationKeyId"], "ReEncrypt", p.get("DestinationEncryptionAlgorithm")
+            ctx,
+            p["DestinationKeyId"],
+            "ReEncrypt",
+            p.get("DestinationEncryptionAlgorithm"),
+            permission="ReEncryptTo",
         )
         self.core.check_grant_tokens(p)
         opened = self._decrypt(source, header, p["CiphertextBlob"], source_context)
@@ -231,6 +251,7 @@ class CryptoOps:
         return result
 
     def generate_random(self, ctx: RequestContext, p: Params) -> Result:
+        self.core.authorizer.authorize_account(ctx, "GenerateRandom")
         reject_recipient(p)
         if "CustomKeyStoreId" in p:
             raise errors.CustomKeyStoreNotFoundException("Custom key stores are not available in openkms.")
@@ -239,7 +260,12 @@ class CryptoOps:
         return {"Plaintext": random_bytes(p["NumberOfBytes"])}
 
     def _dry_run_without_ciphertext(
-        self, ctx: RequestContext, key_id: str | None, operation: str, dry_run: bool | None
+        self,
+        ctx: RequestContext,
+        key_id: str | None,
+        operation: str,
+        dry_run: bool | None,
+        permission: str | None = None,
     ) -> Result:
         if not dry_run:
             raise errors.ValidationException("DryRunModifiers can only be used when DryRun is true.")
@@ -247,7 +273,7 @@ class CryptoOps:
             raise errors.ValidationException(
                 "KeyId is required when DryRunModifiers includes IGNORE_CIPHERTEXT."
             )
-        key = self.core.resolve(ctx, key_id, allow_alias=True, action=operation)
+        key = self.core.resolve(ctx, key_id, allow_alias=True, action=operation, permission=permission)
         check_state(StateRule.CRYPTO, key.state, self.core.arn(key))
         raise errors.dry_run()
 

@@ -17,6 +17,8 @@ Encrypt consults it), which is sound because every grant write -- create, retire
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 from openkms.authz.model import Grant
@@ -28,6 +30,14 @@ from openkms.storage.base import AccessKeyRecord, AliasRecord, KeyRecord, Materi
 K = TypeVar("K")
 T = TypeVar("T")
 _MAX_ENTRIES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeyExtras:
+    """What authorization needs besides the key record: aws:ResourceTag/* and kms:ResourceAliases."""
+
+    tags: Mapping[str, str]
+    aliases: tuple[str, ...]
 
 
 class Directory:
@@ -42,6 +52,7 @@ class Directory:
         self._materials: dict[tuple[str, str], dict[str, MaterialRecord]] = {}
         self._access_keys: dict[str, AccessKeyRecord] = {}
         self._grants: dict[tuple[str, str, str], tuple[Grant, ...]] = {}
+        self._extras: dict[tuple[str, str, str], KeyExtras] = {}
 
     def _refresh(self) -> int:
         current = self._generation.current()
@@ -52,6 +63,7 @@ class Directory:
                 self._materials.clear()
                 self._access_keys.clear()
                 self._grants.clear()
+                self._extras.clear()
                 self._seen = current
         return current
 
@@ -90,6 +102,19 @@ class Directory:
             with self._store.read() as tx:
                 found = {m.material_id: m for m in tx.list_materials(account, key_id)}
             self._remember(self._materials, cache_key, found or None, generation)
+        return found
+
+    def key_extras(self, account: str, region: str, key_id: str) -> KeyExtras:
+        """Tags and alias names of a key. Every tag or alias change bumps the generation."""
+        generation = self._refresh()
+        cache_key = (account, region, key_id)
+        found = self._extras.get(cache_key)
+        if found is None:
+            with self._store.read() as tx:
+                tags = {t.key: t.value for t in tx.list_tags(account, region, key_id)}
+                aliases = tuple(a.name for a in tx.list_aliases(account, region, key_id, None, 50))
+            found = KeyExtras(tags, aliases)
+            self._remember(self._extras, cache_key, found, generation)
         return found
 
     def access_key(self, access_key_id: str) -> AccessKeyRecord | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from openkms import errors
-from openkms.authz.model import Grant
+from openkms.authz.model import AccessRequest, Grant
 from openkms.identifiers import key_arn, parse_key_ref
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result, access_denied
@@ -67,11 +67,13 @@ class Grants:
     # --- CreateGrant ---------------------------------------------------------------------------------
     def create_grant(self, ctx: RequestContext, p: Params) -> Result:
         self.core.check_grant_tokens(p)
-        key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="CreateGrant")
+        key, _ = self.core.lookup(ctx, p["KeyId"], allow_alias=False, action="CreateGrant")
+        decision = self.core.authorizer.authorize_key(ctx, "CreateGrant", key)
         arn = self.core.arn(key)
         check_state(StateRule.CREATE_GRANT, key.state, arn)
         record = self._new_record(ctx, key, arn, p)
-        self.check_derived_grant(ctx, key, record, self.authorizing_grant_id(ctx, key))
+        # a permission that came from a grant can only hand on a narrower grant (section 6.8)
+        self.check_derived_grant(ctx, key, record, decision.grant_id)
         with self.core.store.read() as tx:
             existing = self._idempotent_match(tx, record)
             if existing is None:
@@ -134,12 +136,6 @@ class Grants:
             retiring_service_principal=retiring_service,
             constraints=constraints,
         )
-
-    def authorizing_grant_id(self, ctx: RequestContext, key: KeyRecord) -> str | None:
-        """HOOK (authorization): the grant that allowed this CreateGrant (``Decision.grant_id`` of the
-        ``kms:CreateGrant`` check), or None when a policy allowed it. Policies are not evaluated yet, so no
-        CreateGrant is grant-derived; the authorization layer replaces this."""
-        return None
 
     def check_derived_grant(
         self, ctx: RequestContext, key: KeyRecord, record: GrantRecord, parent_id: str | None
@@ -211,11 +207,25 @@ class Grants:
         return self._page(rows, limit, scope)
 
     def authorize_list_retirable(self, ctx: RequestContext, principal: str, account: str) -> None:
-        """HOOK (identity policies): ListRetirableGrants is authorised by the caller account's identity
-        policies for ``kms:ListRetirableGrants`` on the named retiring principal; no key-owner permission
-        is needed. Here: the principal must belong to the caller's account (section 6.8)."""
+        """ListRetirableGrants is authorised by the caller account's identity policies for
+        ``kms:ListRetirableGrants`` on the named retiring principal; no key-owner permission is needed
+        (section 6.8). The principal must belong to the caller's account."""
         if account != ctx.caller.account:
             raise access_denied(ctx, "ListRetirableGrants", principal, "no identity-based policy allows")
+        self.core.authorizer.check(ctx, self._identity_request(ctx, "ListRetirableGrants", principal))
+
+    def _identity_request(self, ctx: RequestContext, action: str, resource: str) -> AccessRequest:
+        """A question for the caller's identity (IAM) policies alone: no resource-based policy applies."""
+        authorizer = self.core.authorizer
+        principal = authorizer.principal(ctx.caller)
+        return AccessRequest(
+            principal=principal,
+            action=action,
+            resource=resource,
+            resource_account=ctx.caller.account,
+            condition_keys=authorizer.caller_keys(ctx, principal),
+            cross_account=False,
+        )
 
     def _page(self, rows: Sequence[GrantRecord], limit: int, scope: str) -> Result:
         page, more = rows[:limit], len(rows) > limit
@@ -306,10 +316,11 @@ class Grants:
         return delegating and self.identity_allows_retire(ctx, arn)
 
     def identity_allows_retire(self, ctx: RequestContext, key_arn_value: str) -> bool:
-        """HOOK (identity policies): does the caller's identity (IAM) policy allow ``kms:RetireGrant`` on
-        the key ARN (an explicit Deny must win)? Identity policies are not modelled yet, which section 6.4
-        treats as allow-all within the caller's own account; the authorization layer replaces this."""
-        return True
+        """Does the caller's identity (IAM) policy allow ``kms:RetireGrant`` on the key ARN? An explicit
+        Deny wins; a root caller and a principal whose identity policies are not modelled are allowed
+        within their own account (section 6.4)."""
+        request = self._identity_request(ctx, "RetireGrant", key_arn_value)
+        return self.core.authorizer.decide(ctx, request).allowed
 
     def revoke_grant(self, ctx: RequestContext, p: Params) -> Result:
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="RevokeGrant")

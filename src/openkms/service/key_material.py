@@ -30,9 +30,12 @@ def new_material(spec: str) -> tuple[bytes, bytes | None]:
     return secret, asymmetric.load(spec, secret).public_der
 
 
-def usable_key(core: Core, ctx: RequestContext, key_id: str, operation: str, usage: str) -> KeyRecord:
-    """Resolve ``key_id`` and apply the checks in AWS's order: key state, then key usage (section 4.2)."""
-    key = core.resolve(ctx, key_id, allow_alias=True, action=operation)
+def usable_key(
+    core: Core, ctx: RequestContext, key_id: str, operation: str, usage: str, permission: str | None = None
+) -> KeyRecord:
+    """Resolve and authorize ``key_id``, then apply the checks in AWS's order: key state, then key usage
+    (section 4.2)."""
+    key = core.resolve(ctx, key_id, allow_alias=True, action=operation, permission=permission)
     arn = core.arn(key)
     check_state(StateRule.CRYPTO, key.state, arn)
     if key.key_usage != usage:

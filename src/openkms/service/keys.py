@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from openkms import errors
+from openkms.authz.model import ConditionValue
 from openkms.crypto.symmetric import new_material_id
 from openkms.identifiers import new_key_id
+from openkms.service import condition_keys
+from openkms.service.authorization import locks_out
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result
 from openkms.service.imports import IMPORTABLE_SPECS, import_metadata
@@ -15,10 +18,10 @@ from openkms.service.key_material import new_material
 from openkms.service.keyspecs import ALGORITHM_LIST_MEMBER, SPECS, SUPPORTED_SPECS
 from openkms.service.keystate import StateRule, check_state
 from openkms.service.pagination import Markers
-from openkms.service.policy_documents import check_policy, default_policy
+from openkms.service.policy_documents import check_policy, check_policy_name, default_policy
 from openkms.service.regions import check_spec_region
 from openkms.service.tags import parse_tags
-from openkms.storage.base import KeyRecord, KeyState, MaterialRecord, MaterialState
+from openkms.storage.base import KeyRecord, KeyState, MaterialRecord, MaterialState, TagRecord
 
 DAY = 86400.0
 MAX_KEYS_PER_REGION = 100_000
@@ -59,6 +62,11 @@ class Keys:
 
     # --- CreateKey -------------------------------------------------------------------------------------
     def create_key(self, ctx: RequestContext, p: Params) -> Result:
+        # kms:CreateKey (and kms:TagResource when tagging) on "*": identity policies only (section 6.1)
+        requested = condition_keys.create_key_keys(p)
+        self.core.authorizer.authorize_account(ctx, "CreateKey", requested)
+        if "Tags" in p:
+            self.core.authorizer.authorize_account(ctx, "TagResource", requested)
         spec = p.get("KeySpec")
         legacy = p.get("CustomerMasterKeySpec")
         if spec is not None and legacy is not None and spec != legacy:
@@ -116,6 +124,8 @@ class Keys:
             policy=policy,
             current_material_id=material_id,
         )
+        if not p.get("BypassPolicyLockoutSafetyCheck"):
+            self._lockout_check(ctx, key, policy, tags)
         material = None
         if material_id is not None:
             secret, public_key = new_material(spec)  # RSA: up to seconds (CreateKey runs on a thread)
@@ -154,6 +164,7 @@ class Keys:
         return {"KeyMetadata": self.metadata(key)}
 
     def list_keys(self, ctx: RequestContext, p: Params) -> Result:
+        self.core.authorizer.authorize_account(ctx, "ListKeys")
         scope = f"keys|{ctx.caller.account}|{ctx.region}"
         after = self.markers.read(scope, p.get("Marker"))
         limit = p.get("Limit", 100)
@@ -171,9 +182,39 @@ class Keys:
     def get_key_policy(self, ctx: RequestContext, p: Params) -> Result:
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="GetKeyPolicy")
         name = p.get("PolicyName", "default")
-        if name != "default":
+        if name != "default":  # no key has an AWS_RAM policy here (section 6.2)
             raise errors.NotFoundException(f"No such policy exists: {name}")
         return {"Policy": key.policy, "PolicyName": "default"}
+
+    def put_key_policy(self, ctx: RequestContext, p: Params) -> Result:
+        key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="PutKeyPolicy")
+        check_policy_name(p.get("PolicyName", "default"))
+        policy = p["Policy"]
+        check_policy(policy)
+        if not p.get("BypassPolicyLockoutSafetyCheck"):
+            self._lockout_check(ctx, key, policy)
+        with self.core.changing() as tx:
+            self.core.update_key(tx, key, policy=policy)
+        return {}
+
+    def _lockout_check(
+        self, ctx: RequestContext, key: KeyRecord, policy: str, tags: list[TagRecord] | None = None
+    ) -> None:
+        """Section 6.7: the new policy must let the caller call PutKeyPolicy on the key later."""
+        extra: dict[str, ConditionValue] = {
+            "kms:policyname": "default",
+            "kms:bypasspolicylockoutsafetycheck": False,
+        }
+        key_keys = None
+        if tags is not None:  # CreateKey: the key does not exist yet, its tags are the request's
+            key_keys = condition_keys.key_keys(key, {t.key: t.value for t in tags}, ())
+        request = self.core.authorizer.key_request(
+            ctx, "PutKeyPolicy", key, policy=policy, extra=extra, key_keys=key_keys
+        )
+        if locks_out(request):
+            raise errors.MalformedPolicyDocumentException(
+                "The new key policy will not allow you to update the key policy in the future."
+            )
 
     def list_key_policies(self, ctx: RequestContext, p: Params) -> Result:
         self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="ListKeyPolicies")

@@ -65,6 +65,7 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "ScheduleKeyDeletion": ("keys", "schedule_key_deletion", False),
     "CancelKeyDeletion": ("keys", "cancel_key_deletion", False),
     "GetKeyPolicy": ("keys", "get_key_policy", False),
+    "PutKeyPolicy": ("keys", "put_key_policy", False),
     "ListKeyPolicies": ("keys", "list_key_policies", False),
     "CreateAlias": ("aliases", "create_alias", False),
     "UpdateAlias": ("aliases", "update_alias", False),
@@ -106,7 +107,9 @@ class KmsService:
         self.tags = Tags(core, markers)
         self.rotation = Rotation(core, markers)
         self.credentials = Credentials(core)
-        self.grants = Grants(core, markers)  # also the authorization layer's GrantSource
+        self.grants = Grants(core, markers)
+        if core.grants is None:  # the stored grants are what the authorization layer consults
+            core.use_grants(self.grants)
         self.key_usage = KeyUsage(core, key_usage)
         self.imports = Imports(core)
         self.operations: dict[str, Operation] = {
