@@ -8,15 +8,21 @@ on two rules:
 * any change to an existing row bumps the shared generation after its transaction commits, and a
   value read from the database is cached only if the generation did not move during the read (otherwise
   a reader could re-insert a value that was stale before the writer's bump).
+
+Principals (``principal``) are the exception to the first rule: what is cached is computed from rows that
+may not exist yet (an access key's user created later), so every identity change -- creations included --
+bumps the generation (``service.identities`` writes only through ``Core.changing``).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TypeVar
 
+from openkms.authz.model import Principal
 from openkms.service.generation import LocalGeneration
-from openkms.storage.base import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord, Store
+from openkms.storage.base import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord, Store, Tx
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -33,6 +39,7 @@ class Directory:
         self._aliases: dict[tuple[str, str, str], AliasRecord] = {}
         self._materials: dict[tuple[str, str], dict[str, MaterialRecord]] = {}
         self._access_keys: dict[str, AccessKeyRecord] = {}
+        self._principals: dict[str, Principal] = {}
 
     def _refresh(self) -> int:
         current = self._generation.current()
@@ -42,6 +49,7 @@ class Directory:
                 self._aliases.clear()
                 self._materials.clear()
                 self._access_keys.clear()
+                self._principals.clear()
                 self._seen = current
         return current
 
@@ -89,6 +97,16 @@ class Directory:
             with self._store.read() as tx:
                 found = tx.get_access_key(access_key_id)
             self._remember(self._access_keys, access_key_id, found, generation)
+        return found
+
+    def principal(self, arn: str, load: Callable[[Tx], Principal]) -> Principal:
+        """The principal behind a caller ARN, computed by ``load`` in a read transaction on a miss."""
+        generation = self._refresh()
+        found = self._principals.get(arn)
+        if found is None:
+            with self._store.read() as tx:
+                found = load(tx)
+            self._remember(self._principals, arn, found, generation)
         return found
 
     @property

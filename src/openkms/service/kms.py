@@ -14,6 +14,7 @@ from openkms.service.core import Core, Handler
 from openkms.service.credentials import Credentials
 from openkms.service.crypto_ops import CryptoOps
 from openkms.service.data_key_pairs import DataKeyPairs
+from openkms.service.identities import Identities
 from openkms.service.key_usage import KeyUsage, KeyUsageSource
 from openkms.service.keys import Keys
 from openkms.service.mac_ops import MacOps
@@ -95,6 +96,7 @@ class KmsService:
         self.tags = Tags(core, markers)
         self.rotation = Rotation(core, markers)
         self.credentials = Credentials(core)
+        self.identities = Identities(core, self.credentials)  # principal(caller): a PrincipalSource
         self.key_usage = KeyUsage(core, key_usage)
         self.operations: dict[str, Operation] = {
             name: Operation(getattr(getattr(self, component), method), inline)

@@ -1,0 +1,439 @@
+"""Identities: accounts, IAM users and roles, their tags and identity policies, and the access keys that
+sign as them; and ``principal(caller)``, the :class:`~openkms.authz.model.Principal` the evaluator sees.
+
+Managed by the operator (``openkms admin``, ``openkms admin seed``), never through the KMS API. Every
+change goes through ``Core.changing`` so that every worker's principal cache (``Directory.principal``) is
+dropped, creations included: a principal computed for a legacy access key must be recomputed once a user
+of that name exists.
+
+Principals (kms-semantics.md sections 1.6 and 6.4):
+
+* account root (``arn:aws:iam::A:root``): ``ACCOUNT``, identity policies not modelled (implicit allow);
+* IAM user: ``USER`` with the documents of its attached policies (none attached: an empty tuple, which
+  allows nothing); a user named by an access key but never created (keys made before identities
+  existed, or with ``admin create-access-key --user``) is a legacy principal whose identity policies are
+  not modelled (``None``);
+* role session (``arn:aws:sts::A:assumed-role/ROLE/SESSION``): ``ASSUMED_ROLE`` with the role's tags and
+  policies; ``aws:PrincipalArn`` is the role's ARN, ``aws:userid`` is ``ROLEID:SESSION``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from openkms import errors
+from openkms.authz.model import Principal, PrincipalType
+from openkms.identifiers import (
+    assumed_role_arn,
+    parse_principal_arn,
+    role_arn,
+    root_arn,
+    user_arn,
+)
+from openkms.service.context import Caller
+from openkms.service.core import Core
+from openkms.service.credentials import CredentialError, Credentials
+from openkms.storage.base import (
+    AccessKeyRecord,
+    AccountRecord,
+    DuplicateError,
+    IamPrincipalRecord,
+    IdentityPolicyRecord,
+    TagRecord,
+    Tx,
+)
+
+USER = "user"
+ROLE = "role"
+KINDS = (USER, ROLE)
+ID_PREFIX = {USER: "AIDA", ROLE: "AROA"}
+# Aggregate size of a principal's inline policies, whitespace not counted (IAM quotas).
+MAX_POLICY_CHARS = {USER: 2048, ROLE: 10240}
+MAX_TAGS = 50
+
+_ACCOUNT = re.compile(r"\d{12}\Z")
+_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}\Z")
+_SESSION = re.compile(r"[A-Za-z0-9+=,.@_-]{2,64}\Z")
+_POLICY_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,128}\Z")
+_PATH = re.compile(r"/(?:[\x21-\x7e]*/)?\Z")
+_PRINCIPAL_ID = re.compile(r"[A-Z0-9]{16,32}\Z")
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_WHITESPACE = re.compile(r"\s+")
+
+
+class IdentityError(ValueError):
+    """An operator asked for something impossible: the message says what and why."""
+
+
+# ---------------------------------------------------------------------------------------- checks
+
+
+def check_account(account: str) -> str:
+    if not isinstance(account, str) or not _ACCOUNT.match(account):
+        raise IdentityError(f"account id {account!r} is not 12 digits")
+    return account
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise IdentityError(f"principal kind must be 'user' or 'role', not {kind!r}")
+    return kind
+
+
+def check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise IdentityError(
+            f"{kind} name {name!r} is invalid: use 1 to 64 letters, digits and +=,.@_- characters"
+        )
+    if kind == USER and name.lower() == "root":
+        raise IdentityError("'root' is the account root, not a user name; use --root for its access keys")
+    return name
+
+
+def check_path(path: str) -> str:
+    if not isinstance(path, str) or len(path) > 512 or not _PATH.match(path):
+        raise IdentityError(
+            f"path {path!r} is invalid: it must be '/' or begin and end with '/' "
+            "(printable ASCII without spaces, at most 512 characters)"
+        )
+    return path
+
+
+def check_session(session: str) -> str:
+    if not isinstance(session, str) or not _SESSION.match(session):
+        raise IdentityError(
+            f"session name {session!r} is invalid: use 2 to 64 letters, digits and +=,.@_- characters"
+        )
+    return session
+
+
+def check_principal_id(kind: str, principal_id: str) -> str:
+    if (
+        not isinstance(principal_id, str)
+        or not _PRINCIPAL_ID.match(principal_id)
+        or not principal_id.startswith(ID_PREFIX[kind])
+    ):
+        raise IdentityError(
+            f"{kind} id {principal_id!r} is invalid: {ID_PREFIX[kind]} followed by upper-case letters "
+            "and digits, 16 to 32 characters in all"
+        )
+    return principal_id
+
+
+def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise IdentityError(f"a principal may have at most {MAX_TAGS} tags")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise IdentityError(f"tag key {key!r} must be 1 to 128 characters")
+        if key.lower().startswith("aws:"):
+            raise IdentityError(f"tag key {key!r} uses the reserved prefix 'aws:'")
+        if not isinstance(value, str) or len(value) > 256:
+            raise IdentityError(f"the value of tag {key!r} must be a string of at most 256 characters")
+    return dict(tags)
+
+
+def check_policy_name(policy_name: str) -> str:
+    if not isinstance(policy_name, str) or not _POLICY_NAME.match(policy_name):
+        raise IdentityError(
+            f"policy name {policy_name!r} is invalid: use 1 to 128 letters, digits and +=,.@_- characters"
+        )
+    return policy_name
+
+
+def check_policy_document(document: str, where: str = "policy") -> str:
+    """An identity policy as IAM would accept it (the authorization engine's own checks)."""
+    from openkms.authz.documents import check_identity_policy
+
+    try:
+        check_identity_policy(document)
+    except errors.KMSError as exc:
+        raise IdentityError(f"{where} is not a valid identity policy: {exc.message}") from exc
+    return document
+
+
+def check_policy_sizes(kind: str, name: str, documents: Sequence[str]) -> None:
+    used = sum(len(_WHITESPACE.sub("", d)) for d in documents)
+    if used > MAX_POLICY_CHARS[kind]:
+        raise IdentityError(
+            f"Maximum policy size of {MAX_POLICY_CHARS[kind]} bytes exceeded for {kind} {name} "
+            f"({used} characters of inline policies, whitespace not counted)"
+        )
+
+
+def new_principal_id(kind: str) -> str:
+    return ID_PREFIX[kind] + "".join(secrets.choice(_BASE32) for _ in range(17))
+
+
+def legacy_principal_id(kind: str, account: str, name: str) -> str:
+    """A stable id for a principal named by an access key but never created."""
+    digest = hashlib.sha256(f"{account}/{kind}/{name.lower()}".encode()).digest()
+    return ID_PREFIX[kind] + "".join(_BASE32[b & 31] for b in digest[:17])
+
+
+# -------------------------------------------------------------------------------------- service
+
+
+class Identities:
+    def __init__(self, core: Core, credentials: Credentials) -> None:
+        self.core = core
+        self.credentials = credentials
+
+    # --- the principal of a caller (PrincipalSource) ----------------------------------------------
+
+    def principal(self, caller: Caller) -> Principal:
+        """The principal an authenticated caller acts as; cached until any identity changes."""
+        return self.core.directory.principal(caller.principal_arn, lambda tx: self.load_principal(tx, caller))
+
+    def load_principal(self, tx: Tx, caller: Caller) -> Principal:
+        arn, account = caller.principal_arn, caller.account
+        ref = parse_principal_arn(arn)
+        if ref is None or ref.kind == "root":
+            return Principal(arn, account, PrincipalType.ACCOUNT, account, arn, identity_policies=None)
+        kind = USER if ref.kind == "user" else ROLE
+        record = tx.get_iam_principal(account, kind, ref.name)
+        if record is None:
+            if kind == USER:  # a legacy user: identity policies not modelled
+                user_id = legacy_principal_id(USER, account, ref.name)
+                return Principal(arn, account, PrincipalType.USER, user_id, arn, identity_policies=None)
+            # a session of a role that does not exist (cannot be created so): it may do nothing
+            role_id = legacy_principal_id(ROLE, account, ref.name)
+            return Principal(
+                arn, account, PrincipalType.ASSUMED_ROLE, f"{role_id}:{ref.session}",
+                role_arn(ref.partition, account, ref.name), identity_policies=(),
+            )  # fmt: skip
+        tags = {t.key: t.value for t in tx.list_iam_principal_tags(account, kind, record.name)}
+        documents = tuple(p.document for p in tx.list_identity_policies(account, kind, record.name))
+        if kind == USER:
+            return Principal(
+                record.arn, account, PrincipalType.USER, record.principal_id, record.arn, tags, documents
+            )
+        return Principal(
+            arn, account, PrincipalType.ASSUMED_ROLE, f"{record.principal_id}:{ref.session}",
+            record.arn, tags, documents,
+        )  # fmt: skip
+
+    # --- accounts ---------------------------------------------------------------------------------
+
+    def put_account(self, account: str, name: str = "") -> None:
+        check_account(account)
+        with self.core.changing() as tx:
+            tx.put_account(AccountRecord(account, name, self.core.clock.now()))
+
+    def list_accounts(self) -> list[AccountRecord]:
+        with self.core.store.read() as tx:
+            return tx.list_accounts()
+
+    # --- users and roles --------------------------------------------------------------------------
+
+    def new_record(
+        self, account: str, kind: str, name: str, path: str = "/", principal_id: str | None = None
+    ) -> IamPrincipalRecord:
+        check_account(account)
+        check_name(check_kind(kind), name)
+        check_path(path)
+        principal_id = check_principal_id(kind, principal_id) if principal_id else new_principal_id(kind)
+        build = user_arn if kind == USER else role_arn
+        return IamPrincipalRecord(
+            account, kind, name, path, principal_id, build(self.core.partition, account, name, path),
+            self.core.clock.now(),
+        )  # fmt: skip
+
+    def create(
+        self,
+        account: str,
+        kind: str,
+        name: str,
+        *,
+        path: str = "/",
+        tags: Mapping[str, str] | None = None,
+        principal_id: str | None = None,
+    ) -> IamPrincipalRecord:
+        record = self.new_record(account, kind, name, path, principal_id)
+        tag_map = check_tags(tags or {})
+        try:
+            with self.core.changing() as tx:
+                existing = tx.get_iam_principal(account, kind, name)
+                if existing is not None:
+                    raise IdentityError(f"{kind} {existing.name} already exists in account {account}")
+                tx.insert_iam_principal(record)
+                tx.put_iam_principal_tags(account, kind, name, [TagRecord(k, v) for k, v in tag_map.items()])
+        except DuplicateError as exc:
+            raise IdentityError(f"{kind} id {record.principal_id} is already in use") from exc
+        return record
+
+    def get(self, account: str, kind: str, name: str) -> IamPrincipalRecord:
+        with self.core.store.read() as tx:
+            return self._existing(tx, account, kind, name)
+
+    def _existing(self, tx: Tx, account: str, kind: str, name: str) -> IamPrincipalRecord:
+        record = tx.get_iam_principal(check_account(account), check_kind(kind), name)
+        if record is None:
+            raise IdentityError(f"{kind} {name} does not exist in account {account}")
+        return record
+
+    def delete(self, account: str, kind: str, name: str, *, force: bool = False) -> list[str]:
+        """Delete a user or role with its tags and policies. Its access keys are deleted too with
+        ``force``; without it, a principal that still has access keys is refused (as IAM refuses).
+        Returns the ids of the deleted access keys."""
+        with self.core.changing() as tx:
+            record = self._existing(tx, account, kind, name)
+            keys = [k.access_key_id for k in tx.list_access_keys() if _belongs(k, record)]
+            if keys and not force:
+                raise IdentityError(
+                    f"{kind} {record.name} still has access keys ({', '.join(keys)}); delete them first "
+                    "or use --force"
+                )
+            for key in keys:
+                tx.delete_access_key(key)
+            tx.delete_iam_principal(account, kind, name)
+        return keys
+
+    def list_principals(
+        self, account: str | None = None, kind: str | None = None
+    ) -> list[IamPrincipalRecord]:
+        if account is not None:
+            check_account(account)
+        with self.core.store.read() as tx:
+            return tx.list_iam_principals(account, check_kind(kind) if kind is not None else None)
+
+    # --- tags -------------------------------------------------------------------------------------
+
+    def tag(self, account: str, kind: str, name: str, tags: Mapping[str, str]) -> None:
+        check_tags(tags)
+        with self.core.changing() as tx:
+            record = self._existing(tx, account, kind, name)
+            current = {t.key for t in tx.list_iam_principal_tags(account, kind, record.name)}
+            if len(current | set(tags)) > MAX_TAGS:
+                raise IdentityError(f"a principal may have at most {MAX_TAGS} tags")
+            tx.put_iam_principal_tags(account, kind, name, [TagRecord(k, v) for k, v in tags.items()])
+
+    def untag(self, account: str, kind: str, name: str, keys: Sequence[str]) -> None:
+        with self.core.changing() as tx:
+            self._existing(tx, account, kind, name)
+            tx.delete_iam_principal_tags(account, kind, name, list(keys))
+
+    def tags(self, account: str, kind: str, name: str) -> dict[str, str]:
+        with self.core.store.read() as tx:
+            self._existing(tx, account, kind, name)
+            return {t.key: t.value for t in tx.list_iam_principal_tags(account, kind, name)}
+
+    # --- identity policies ------------------------------------------------------------------------
+
+    def put_policy(self, account: str, kind: str, name: str, policy_name: str, document: str) -> None:
+        check_policy_name(policy_name)
+        check_policy_document(document, f"policy {policy_name}")
+        with self.core.changing() as tx:
+            record = self._existing(tx, account, kind, name)
+            others = [p.document for p in tx.list_identity_policies(account, kind, name)
+                      if p.policy_name != policy_name]  # fmt: skip
+            check_policy_sizes(kind, record.name, [*others, document])
+            tx.put_identity_policy(
+                IdentityPolicyRecord(account, kind, record.name, policy_name, document, self.core.clock.now())
+            )
+
+    def delete_policy(self, account: str, kind: str, name: str, policy_name: str) -> None:
+        with self.core.changing() as tx:
+            record = self._existing(tx, account, kind, name)
+            if not tx.delete_identity_policy(account, kind, name, policy_name):
+                raise IdentityError(f"{kind} {record.name} has no policy named {policy_name}")
+
+    def policies(self, account: str, kind: str, name: str) -> list[IdentityPolicyRecord]:
+        with self.core.store.read() as tx:
+            self._existing(tx, account, kind, name)
+            return tx.list_identity_policies(account, kind, name)
+
+    # --- access keys ------------------------------------------------------------------------------
+
+    def access_key_record(
+        self,
+        tx: Tx,
+        account: str,
+        *,
+        user: str | None = None,
+        role: str | None = None,
+        session: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> tuple[AccessKeyRecord, str]:
+        """A new access key record (not stored) for the root (neither ``user`` nor ``role``), an existing
+        user, or a session of an existing role; and its secret in clear."""
+        check_account(account)
+        if user is not None and role is not None:
+            raise IdentityError("an access key belongs to a user or a role session, not both")
+        if session is not None and role is None:
+            raise IdentityError("a session name is only used with a role")
+        try:
+            if user is not None:
+                found = self._existing(tx, account, USER, user)
+                return self.credentials.new_record(
+                    account, user_name=found.name, principal_type="User", arn=found.arn,
+                    access_key_id=access_key_id, secret_access_key=secret_access_key,
+                )  # fmt: skip
+            if role is not None:
+                found = self._existing(tx, account, ROLE, role)
+                if session is None:
+                    raise IdentityError("a role's access key needs a session name (--session)")
+                check_session(session)
+                arn = assumed_role_arn(self.core.partition, account, found.name, session)
+                return self.credentials.new_record(
+                    account, user_name=found.name, principal_type="AssumedRole", arn=arn,
+                    session_name=session, access_key_id=access_key_id, secret_access_key=secret_access_key,
+                )  # fmt: skip
+            return self.credentials.new_record(
+                account, user_name="root", principal_type="Root", arn=root_arn(self.core.partition, account),
+                access_key_id=access_key_id, secret_access_key=secret_access_key,
+            )  # fmt: skip
+        except CredentialError as exc:
+            raise IdentityError(str(exc)) from exc
+
+    def create_access_key(
+        self,
+        account: str,
+        *,
+        user: str | None = None,
+        role: str | None = None,
+        session: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> tuple[AccessKeyRecord, str]:
+        try:
+            with self.core.changing() as tx:
+                record, secret = self.access_key_record(
+                    tx, account, user=user, role=role, session=session,
+                    access_key_id=access_key_id, secret_access_key=secret_access_key,
+                )  # fmt: skip
+                tx.insert_access_key(record)
+        except DuplicateError as exc:
+            raise IdentityError(f"access key {access_key_id} already exists") from exc
+        return record, secret
+
+
+def _belongs(key: AccessKeyRecord, principal: IamPrincipalRecord) -> bool:
+    """Whether an access key signs as ``principal`` (a user, or any session of a role)."""
+    if key.account != principal.account or key.user_name.lower() != principal.name.lower():
+        return False
+    return key.principal_type == ("User" if principal.kind == USER else "AssumedRole")
+
+
+def with_path(record: IamPrincipalRecord, partition: str, path: str) -> IamPrincipalRecord:
+    build = user_arn if record.kind == USER else role_arn
+    return replace(record, path=path, arn=build(partition, record.account, record.name, path))
+
+
+__all__ = [
+    "KINDS",
+    "ROLE",
+    "USER",
+    "Identities",
+    "IdentityError",
+    "check_account",
+    "check_name",
+    "check_path",
+    "check_policy_document",
+    "check_tags",
+]
