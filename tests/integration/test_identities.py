@@ -408,6 +408,12 @@ def test_legacy_access_key_commands_still_work(dep: Deployment, seeded_server: S
     assert who["Arn"] == f"arn:aws:iam::{DEV}:user/legacyuser"
     assert "AKIALEGACYUSER" in cli(dep, "admin", "list-access-keys").stdout
     cli(dep, "admin", "delete-access-key", "AKIALEGACYUSER")
+    # naming an existing IAM user, the old command signs as that user (its path included)
+    dep.add_access_key(DEV, "AKIALEGACYALICE", "legacy-secret", user="ALICE")
+    who = sts(seeded_server.url, "AKIALEGACYALICE", "legacy-secret").get_caller_identity()
+    assert who["Arn"] == f"arn:aws:iam::{DEV}:user/engineering/alice"
+    cli(dep, "admin", "access-key", "delete", "AKIALEGACYALICE")
+    fails_cleanly(cli(dep, "admin", "access-key", "delete", "AKIALEGACYALICE", check=False), "does not exist")
 
 
 # -------------------------------------------------------------------------------- principal(caller)

@@ -358,7 +358,11 @@ def apply_seed_at_start(settings: Any, path: Path) -> None:
 
     try:
         accounts = read_seed_file(path)
-        print_seed_report(apply_seed(build_service(settings).identities, accounts), path)
+        service = build_service(settings)
+        try:
+            print_seed_report(apply_seed(service.identities, accounts), path)
+        finally:
+            service.core.store.close()
     except (IdentityError, SeedError) as exc:
         raise OperatorError(str(exc)) from exc
 

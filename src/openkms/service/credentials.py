@@ -60,19 +60,23 @@ class Credentials:
             raise CredentialError(
                 "the user name may contain letters, digits and +=,.@_- (1 to 64 characters)"
             )
-        record, secret = self.new_record(
-            account,
-            user_name=user_name,
-            principal_type="Root" if user_name == "root" else "User",
-            arn=principal_arn(self.core.partition, account, user_name),
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-        )
+        arn = principal_arn(self.core.partition, account, user_name)
         try:
             with self.core.store.tx() as tx:
+                existing = tx.get_iam_principal(account, "user", user_name) if user_name != "root" else None
+                if existing is not None:  # an IAM user of that name: sign as it (its path is in its ARN)
+                    user_name, arn = existing.name, existing.arn
+                record, secret = self.new_record(
+                    account,
+                    user_name=user_name,
+                    principal_type="Root" if user_name == "root" else "User",
+                    arn=arn,
+                    access_key_id=access_key_id,
+                    secret_access_key=secret_access_key,
+                )
                 tx.insert_access_key(record)
         except DuplicateError as exc:
-            raise CredentialError(f"access key {record.access_key_id} already exists") from exc
+            raise CredentialError(f"access key {access_key_id} already exists") from exc
         return record.access_key_id, secret
 
     def new_record(

@@ -34,7 +34,7 @@ from openkms.service.identities import (
     check_tags,
     with_path,
 )
-from openkms.storage.base import AccountRecord, IdentityPolicyRecord, TagRecord, Tx
+from openkms.storage.base import AccountRecord, DuplicateError, IdentityPolicyRecord, TagRecord, Tx
 
 
 class SeedError(ValueError):
@@ -240,18 +240,28 @@ def _type(value: Any) -> str:
 def apply_seed(identities: Identities, accounts: list[SeedAccount]) -> SeedReport:
     """Make the store agree with ``accounts`` in one transaction; raises SeedError (nothing applied)."""
     core = identities.core
-    report = SeedReport()
-    try:
-        with core.store.tx() as tx:
-            for account in accounts:
-                _apply_account(identities, tx, account, report)
-            if report.changes:
-                tx.bump_generation()
-    except IdentityError as exc:
-        raise SeedError(str(exc)) from exc
-    if report.changes:
-        core.directory.changed()
-    return report
+    for attempt in range(3):
+        report = SeedReport()
+        try:
+            with core.store.tx() as tx:
+                for account in accounts:
+                    _apply_account(identities, tx, account, report)
+                if report.changes:
+                    tx.bump_generation()
+        except IdentityError as exc:
+            raise SeedError(str(exc)) from exc
+        except DuplicateError as exc:
+            # another node applied the same file at the same moment (PostgreSQL): try again, the rows it
+            # committed are then seen as existing
+            if attempt == 2:
+                raise SeedError(
+                    f"the seed could not be applied while others change the same rows: {exc}"
+                ) from exc
+            continue
+        if report.changes:
+            core.directory.changed()
+        return report
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _apply_account(identities: Identities, tx: Tx, seed: SeedAccount, report: SeedReport) -> None:
