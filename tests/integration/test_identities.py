@@ -413,6 +413,12 @@ def test_legacy_access_key_commands_still_work(dep: Deployment, seeded_server: S
     who = sts(seeded_server.url, "AKIALEGACYALICE", "legacy-secret").get_caller_identity()
     assert who["Arn"] == f"arn:aws:iam::{DEV}:user/engineering/alice"
     cli(dep, "admin", "access-key", "delete", "AKIALEGACYALICE")
+    # a key made for a user that did not exist yet follows the user once it is created (with its path)
+    dep.add_access_key(DEV, "AKIALEGACYZED", "zed-secret", user="zed")
+    cli(dep, "admin", "user", "create", "Zed", "--account", DEV, "--path", "/later/")
+    who = sts(seeded_server.url, "AKIALEGACYZED", "zed-secret").get_caller_identity()
+    assert who["Arn"] == f"arn:aws:iam::{DEV}:user/later/Zed" and who["UserId"].startswith("AIDA")
+    cli(dep, "admin", "user", "delete", "zed", "--account", DEV, "--force")
     fails_cleanly(cli(dep, "admin", "access-key", "delete", "AKIALEGACYALICE", check=False), "does not exist")
 
 

@@ -262,6 +262,7 @@ class Identities:
                     raise IdentityError(f"{kind} {existing.name} already exists in account {account}")
                 tx.insert_iam_principal(record)
                 tx.put_iam_principal_tags(account, kind, name, [TagRecord(k, v) for k, v in tag_map.items()])
+                rebind_access_keys(tx, record)
         except DuplicateError as exc:
             raise IdentityError(f"{kind} id {record.principal_id} is already in use") from exc
         return record
@@ -418,6 +419,20 @@ def _belongs(key: AccessKeyRecord, principal: IamPrincipalRecord) -> bool:
     if key.account != principal.account or key.user_name.lower() != principal.name.lower():
         return False
     return key.principal_type == ("User" if principal.kind == USER else "AssumedRole")
+
+
+def rebind_access_keys(tx: Tx, user: IamPrincipalRecord) -> int:
+    """Point the access keys of a user (made before it existed, or before its path changed) at its ARN,
+    so callers appear with the user's path. Secrets are bound to the key id only: they stay valid."""
+    if user.kind != USER:
+        return 0  # a role session's ARN never holds the role's path
+    moved = 0
+    for key in tx.list_access_keys():
+        if _belongs(key, user) and (key.principal_arn != user.arn or key.user_name != user.name):
+            tx.delete_access_key(key.access_key_id)
+            tx.insert_access_key(replace(key, principal_arn=user.arn, user_name=user.name))
+            moved += 1
+    return moved
 
 
 def with_path(record: IamPrincipalRecord, partition: str, path: str) -> IamPrincipalRecord:

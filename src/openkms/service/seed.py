@@ -32,6 +32,7 @@ from openkms.service.identities import (
     check_principal_id,
     check_session,
     check_tags,
+    rebind_access_keys,
     with_path,
 )
 from openkms.storage.base import AccountRecord, DuplicateError, IdentityPolicyRecord, TagRecord, Tx
@@ -288,12 +289,15 @@ def _apply_principal(
     if record is None:
         record = identities.new_record(account, kind, seed.name, seed.path, seed.principal_id)
         tx.insert_iam_principal(record)
+        rebind_access_keys(tx, record)
         report.changes.append(f"created {what}")
     else:
         if seed.principal_id is not None and seed.principal_id != record.principal_id:
             raise SeedError(f"{what} exists with id {record.principal_id}, not {seed.principal_id}")
         if record.path != seed.path:
-            tx.update_iam_principal(with_path(record, core.partition, seed.path))
+            record = with_path(record, core.partition, seed.path)
+            tx.update_iam_principal(record)
+            rebind_access_keys(tx, record)
             report.changes.append(f"moved {what} to path {seed.path}")
         else:
             report.unchanged += 1
