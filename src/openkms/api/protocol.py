@@ -11,7 +11,8 @@ check) produces exactly one ``Outcome`` handed to the ``AuditHook``: allowed, de
 authenticated. The response is released only when the hook says the record is durable; if the hook
 raises or its future fails, the answer is KMSInternalException and the handler's result is dropped
 (fail closed). Besides KMS (``TrentService``), other AWS JSON services can be answered at the same
-endpoint (``ApiService``: CloudTrail's LookupEvents), each scoped by its SigV4 signing name.
+endpoint (``ApiService``: CloudTrail's LookupEvents), each scoped by its SigV4 signing name. A form POST
+without ``X-Amz-Target`` is STS's query protocol (``api/sts.py``: GetCallerIdentity), answered in XML.
 """
 
 from __future__ import annotations
