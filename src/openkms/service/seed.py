@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from openkms.service.identities import (
+from openkms.service.identities import Identities, rebind_access_keys, with_path
+from openkms.service.identity_checks import (
     ROLE,
     USER,
-    Identities,
     IdentityError,
     check_account,
     check_name,
@@ -32,8 +32,6 @@ from openkms.service.identities import (
     check_principal_id,
     check_session,
     check_tags,
-    rebind_access_keys,
-    with_path,
 )
 from openkms.storage.base import AccountRecord, DuplicateError, IdentityPolicyRecord, TagRecord, Tx
 
