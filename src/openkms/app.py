@@ -23,6 +23,8 @@ from openkms.api.http import Handler, ServerLimits
 from openkms.api.protocol import KmsApi
 from openkms.api.sigv4 import Credential as SigV4Credential
 from openkms.api.sigv4 import SigV4Verifier, VerifiedRequest
+from openkms.api.sts import SIGNING_NAME as STS_SIGNING_NAME
+from openkms.api.sts import StsService
 from openkms.audit.db_sink import DatabaseSink
 from openkms.audit.events import EventBuilder
 from openkms.audit.file_sink import FileSink
@@ -207,7 +209,7 @@ def build_api(
     extra = (LookupEvents(audit_reader, settings.kms.partition).service(),) if audit_reader else ()
     verifier = SigV4Verifier(
         lookup,
-        extra_services=[s.signing_name for s in extra],
+        extra_services=[*(s.signing_name for s in extra), STS_SIGNING_NAME],
         allowed_regions=settings.kms.regions or None,
         max_skew_seconds=settings.kms.max_skew_seconds,
     )
@@ -230,6 +232,7 @@ def build_api(
         audit=audit,
         health=health,
         extra_services=extra,
+        sts=StsService(service.identities.principal),  # GetCallerIdentity at the same endpoint
     )
 
 

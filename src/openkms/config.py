@@ -98,6 +98,11 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class IamSettings:
+    seed_file: str = ""  # TOML/YAML seed of accounts, users, roles, policies, access keys (applied at start)
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -112,6 +117,7 @@ class Settings:
     jobs: JobsSettings = field(default_factory=JobsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    iam: IamSettings = field(default_factory=IamSettings)
 
     @property
     def database_url(self) -> str:
@@ -140,6 +146,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "jobs": JobsSettings,
     "logging": LoggingSettings,
     "audit": AuditSettings,
+    "iam": IamSettings,
 }
 
 

@@ -51,6 +51,55 @@ def principal_arn(partition: str, account: str, user_name: str) -> str:
     return f"arn:{partition}:iam::{account}:user/{user_name}"
 
 
+def root_arn(partition: str, account: str) -> str:
+    return f"arn:{partition}:iam::{account}:root"
+
+
+def user_arn(partition: str, account: str, name: str, path: str = "/") -> str:
+    return f"arn:{partition}:iam::{account}:user{path}{name}"
+
+
+def role_arn(partition: str, account: str, name: str, path: str = "/") -> str:
+    return f"arn:{partition}:iam::{account}:role{path}{name}"
+
+
+def assumed_role_arn(partition: str, account: str, role_name: str, session_name: str) -> str:
+    """A role session as it appears to policies and in messages (the role's path is not part of it)."""
+    return f"arn:{partition}:sts::{account}:assumed-role/{role_name}/{session_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRef:
+    """A caller's ARN taken apart: ``kind`` is "root", "user" or "assumed-role"."""
+
+    partition: str
+    account: str
+    kind: str
+    name: str  # user or role name ("" for root)
+    session: str = ""  # role session name
+
+
+_PRINCIPAL_ARN = re.compile(r"arn:(aws|aws-cn|aws-us-gov):(iam|sts)::(\d{12}):(.+)\Z")
+
+
+def parse_principal_arn(arn: str) -> PrincipalRef | None:
+    """The root, user (any path) or assumed-role ARN of a caller; None for any other form."""
+    match = _PRINCIPAL_ARN.match(arn)
+    if match is None:
+        return None
+    partition, service, account, resource = match.groups()
+    if service == "iam":
+        if resource == "root":
+            return PrincipalRef(partition, account, "root", "")
+        if resource.startswith("user/"):
+            return PrincipalRef(partition, account, "user", resource.rpartition("/")[2])
+        return None
+    parts = resource.split("/")
+    if len(parts) == 3 and parts[0] == "assumed-role" and parts[1] and parts[2]:
+        return PrincipalRef(partition, account, "assumed-role", parts[1], parts[2])
+    return None
+
+
 def parse_key_ref(value: str, *, region: str, allow_alias: bool) -> KeyRef:
     """Parse a KeyId parameter as the caller wrote it (resolution against storage happens later)."""
     if value.startswith("arn:"):

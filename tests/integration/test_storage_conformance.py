@@ -99,7 +99,7 @@ def test_migrated_schema_matches_tables(store_target: StoreTarget) -> None:
 
 
 def test_current_revision_is_head(store_target: StoreTarget) -> None:
-    assert head_revision() == "0004_grants"
+    assert head_revision() == "0005_identities"
     assert current_revision(store_target.url, schema=store_target.schema) == head_revision()
     upgrade_database(store_target.url, schema=store_target.schema)  # idempotent
     assert current_revision(store_target.url, schema=store_target.schema) == head_revision()
@@ -109,7 +109,7 @@ def test_fresh_sqlite_has_no_revision(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert current_revision(url) is None
     upgrade_database(url)
-    assert current_revision(url) == "0004_grants"
+    assert current_revision(url) == "0005_identities"
 
 
 # ------------------------------------------------------------------------------------ transactions
@@ -603,7 +603,10 @@ def test_put_tags_same_key_twice_last_wins(store: SqlStore) -> None:
 
 def test_access_keys(store: SqlStore) -> None:
     records = [
-        AccessKeyRecord("AKIAZZZ", ACCOUNT, "bob", f"arn:aws:iam::{ACCOUNT}:user/bob", b"\x01\x02", 1, T0),
+        AccessKeyRecord(
+            "AKIAZZZ", ACCOUNT, "bob", f"arn:aws:iam::{ACCOUNT}:user/bob", b"\x01\x02", 1, T0,
+            principal_type="User",
+        ),
         AccessKeyRecord(
             "AKIAAAA",
             OTHER_ACCOUNT,
@@ -613,6 +616,7 @@ def test_access_keys(store: SqlStore) -> None:
             2,
             T0 + 1,
             False,
+            principal_type="Root",
         ),
     ]
     with store.tx() as tx:

@@ -11,7 +11,8 @@ check) produces exactly one ``Outcome`` handed to the ``AuditHook``: allowed, de
 authenticated. The response is released only when the hook says the record is durable; if the hook
 raises or its future fails, the answer is KMSInternalException and the handler's result is dropped
 (fail closed). Besides KMS (``TrentService``), other AWS JSON services can be answered at the same
-endpoint (``ApiService``: CloudTrail's LookupEvents), each scoped by its SigV4 signing name.
+endpoint (``ApiService``: CloudTrail's LookupEvents), each scoped by its SigV4 signing name. A form POST
+without ``X-Amz-Target`` is STS's query protocol (``api/sts.py``: GetCallerIdentity), answered in XML.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import orjson
 from openkms import errors
 from openkms.api.http import HttpRequest, HttpResponse
 from openkms.api.sigv4 import SigV4Verifier, VerifiedRequest
+from openkms.api.sts import SIGNING_NAME as STS_SIGNING_NAME
+from openkms.api.sts import StsService, check_action, is_query_request, parse_form
+from openkms.api.sts import error_response as sts_error_response
 from openkms.api.validation import operation_names, parse_body, validate
 from openkms.service.context import Caller, RequestContext
 from openkms.service.kms import Operation
@@ -127,7 +131,9 @@ class KmsApi:
         audit: AuditHook | None = None,
         health: Callable[[], dict[str, Any]] | None = None,
         extra_services: Sequence[ApiService] = (),
+        sts: StsService | None = None,
     ) -> None:
+        self._sts = sts
         kms = ApiService("kms", TARGET_PREFIX, operations, frozenset(operation_names()), validate)
         self._services = (kms, *extra_services)
         self._verifier = verifier
@@ -146,10 +152,12 @@ class KmsApi:
         route: tuple[ApiService, str] | None = None
         verified: VerifiedRequest | None = None
         params: dict[str, Any] | None = None
+        target = _header(request, "x-amz-target")
+        if not target and self._sts is not None and is_query_request(request):
+            return self._query(self._sts, request, request_id, started, now)  # STS, never KMS
         try:
             if request.method != "POST":
                 raise errors.UnknownOperationException(f"{request.method} is not supported; use POST.")
-            target = _header(request, "x-amz-target")
             route = self._route(target)
             verified = self._verifier.verify(
                 request.method, request.raw_path, request.query, request.headers, request.body
@@ -200,6 +208,44 @@ class KmsApi:
             access_key_id=_access_key_hint(request) if verified is None else None,
         )
         return self._finish(outcome, error_response(error, request_id))
+
+    def _query(
+        self, sts: StsService, request: HttpRequest, request_id: str, started: float, now: float
+    ) -> _Response:
+        """A query-protocol (STS) request: GetCallerIdentity; errors in STS's XML form. Audited."""
+        verified: VerifiedRequest | None = None
+        action: str | None = None
+        ctx: RequestContext | None = None
+        error: errors.KMSError | None = None
+        user_agent = _header(request, "user-agent")
+        try:
+            if request.method != "POST":
+                raise errors.UnknownOperationException(f"{request.method} is not supported; use POST.")
+            form = parse_form(request)
+            verified = self._verifier.verify(
+                request.method, request.raw_path, request.query, request.headers, request.body
+            )
+            if verified.service != STS_SIGNING_NAME:
+                raise errors.InvalidSignatureException(
+                    f"Credential should be scoped to correct service: '{STS_SIGNING_NAME}'. "
+                )
+            action = check_action(form)
+            ctx = RequestContext(
+                request_id, self._caller_of(verified), verified.region, request.peer, user_agent, now
+            )
+            response = sts.get_caller_identity(ctx.caller, request_id)
+        except errors.KMSError as exc:
+            error = exc
+            response = sts_error_response(exc, request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            error = _internal(request_id)
+            response = sts_error_response(error, request_id)
+        outcome = Outcome(
+            request_id, action, verified, error, started, now, request.peer, user_agent, STS_SIGNING_NAME,
+            None, None, ctx, access_key_id=_access_key_hint(request) if verified is None else None,
+        )  # fmt: skip
+        return self._finish(outcome, response)
 
     def _execute(
         self, operation: Operation, ctx: RequestContext, params: dict[str, Any]

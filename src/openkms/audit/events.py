@@ -30,7 +30,11 @@ from openkms.audit.sink import PendingEvent
 from openkms.identifiers import key_arn
 
 EVENT_VERSION = "1.08"
-EVENT_SOURCES = {"kms": "kms.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com"}
+EVENT_SOURCES = {
+    "kms": "kms.amazonaws.com",
+    "cloudtrail": "cloudtrail.amazonaws.com",
+    "sts": "sts.amazonaws.com",
+}
 KEY_RESOURCE_TYPE = "AWS::KMS::Key"
 UNKNOWN_OPERATION = "UnknownOperation"
 AWS_INTERNAL = "AWS Internal"
@@ -54,7 +58,20 @@ def identity(credential: Credential) -> dict[str, Any]:
     if arn.endswith(":root"):
         out = {"type": "Root", "principalId": credential.account}
     elif ":assumed-role/" in arn:
-        out = {"type": "AssumedRole"}
+        # arn:aws:sts::A:assumed-role/ROLE/SESSION: the session's issuer is the role (path not known here)
+        partition = arn.split(":", 2)[1]
+        role_name = arn.split("/")[1]
+        out = {
+            "type": "AssumedRole",
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "arn": f"arn:{partition}:iam::{credential.account}:role/{role_name}",
+                    "accountId": credential.account,
+                    "userName": role_name,
+                }
+            },
+        }
     else:
         out = {"type": "IAMUser", "userName": arn.rpartition("/")[2]}
     out.update(arn=arn, accountId=credential.account, accessKeyId=credential.access_key_id)

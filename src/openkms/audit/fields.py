@@ -148,6 +148,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {"Decrypt": {"encryptionAlgorithm": "SYMM
 
 READ_ONLY_OPERATIONS = frozenset(
     [
+        "GetCallerIdentity",  # STS at the same endpoint
         "Encrypt",
         "Decrypt",
         "ReEncrypt",

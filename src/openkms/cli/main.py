@@ -14,6 +14,7 @@ from rich.table import Table
 from openkms.cli.audit import audit
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
 from openkms.cli.files import decrypt_file, encrypt_file
+from openkms.cli.identities import apply_seed_at_start, register
 from openkms.cli.operator import operator
 from openkms.cli.policy import policy
 
@@ -59,9 +60,18 @@ def init(ctx: click.Context, account: str | None) -> None:
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8777; 0 picks a free port).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option(
+    "--seed",
+    "seed_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Apply this identities seed file (TOML/YAML) before serving (also [iam] seed_file).",
+)
 @click.pass_context
 @_fail_cleanly
-def server(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+def server(
+    ctx: click.Context, host: str | None, port: int | None, workers: int | None, seed_file: Path | None
+) -> None:
     """Run the KMS endpoint (initializes a fresh data directory first)."""
     from openkms.api.server import serve
     from openkms.app import (
@@ -73,7 +83,15 @@ def server(ctx: click.Context, host: str | None, port: int | None, workers: int 
         tls_context,
     )
 
-    settings = _settings(ctx, **{"server.host": host, "server.port": port, "server.workers": workers})
+    settings = _settings(
+        ctx,
+        **{
+            "server.host": host,
+            "server.port": port,
+            "server.workers": workers,
+            "iam.seed_file": str(seed_file) if seed_file is not None else None,
+        },
+    )
     logging.basicConfig(
         level=settings.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -81,6 +99,8 @@ def server(ctx: click.Context, host: str | None, port: int | None, workers: int 
     cred = initialize(settings)
     if cred is not None:
         _print_bootstrap(cred)
+    if settings.iam.seed_file:
+        apply_seed_at_start(settings, Path(settings.iam.seed_file))
     preflight(settings)  # fail here, with a clear message, rather than in every worker
     scheme = "https" if settings.server.tls_cert_file else "http"
 
@@ -103,9 +123,14 @@ def server(ctx: click.Context, host: str | None, port: int | None, workers: int 
 
 @main.group()
 def admin() -> None:
-    """Manage credentials."""
+    """Manage accounts, users, roles, identity policies and access keys."""
 
 
+register(admin)
+
+
+# The commands below predate ``admin access-key``; kept for scripts. ``create-access-key --user NAME`` does
+# not require the user to exist (a "legacy" principal whose identity policies are not modelled).
 @admin.command("create-access-key")
 @click.option("--account", required=True, help="Account id (12 digits).")
 @click.option("--user", "user_name", default="root", show_default=True, help="IAM user name, or root.")

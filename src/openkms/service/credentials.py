@@ -6,6 +6,7 @@ signature checks, and compared by the SigV4 verifier in constant time.
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 import string
@@ -52,13 +53,46 @@ class Credentials:
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
     ) -> tuple[str, str]:
-        """Create an access key; returns (access key id, secret). The secret is shown to the operator once."""
-        if not _ACCOUNT.match(account):
-            raise CredentialError("the account id must be 12 digits")
+        """Create an access key for the account root or a user named ``user_name`` (which need not exist
+        as an IAM user: such "legacy" keys predate identities). Returns (access key id, secret); the
+        secret is shown to the operator once. ``Identities.create_access_key`` is the checked variant."""
         if not _USER_NAME.match(user_name):
             raise CredentialError(
                 "the user name may contain letters, digits and +=,.@_- (1 to 64 characters)"
             )
+        arn = principal_arn(self.core.partition, account, user_name)
+        try:
+            with self.core.store.tx() as tx:
+                existing = tx.get_iam_principal(account, "user", user_name) if user_name != "root" else None
+                if existing is not None:  # an IAM user of that name: sign as it (its path is in its ARN)
+                    user_name, arn = existing.name, existing.arn
+                record, secret = self.new_record(
+                    account,
+                    user_name=user_name,
+                    principal_type="Root" if user_name == "root" else "User",
+                    arn=arn,
+                    access_key_id=access_key_id,
+                    secret_access_key=secret_access_key,
+                )
+                tx.insert_access_key(record)
+        except DuplicateError as exc:
+            raise CredentialError(f"access key {access_key_id} already exists") from exc
+        return record.access_key_id, secret
+
+    def new_record(
+        self,
+        account: str,
+        *,
+        user_name: str,
+        principal_type: str,
+        arn: str,
+        session_name: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> tuple[AccessKeyRecord, str]:
+        """A checked access key record with its secret wrapped (not stored), and the secret in clear."""
+        if not _ACCOUNT.match(account):
+            raise CredentialError("the account id must be 12 digits")
         access_key_id = access_key_id or "AKIA" + "".join(secrets.choice(_BASE32) for _ in range(16))
         if not _ACCESS_KEY_ID.match(access_key_id):
             raise CredentialError("the access key id must be 3 to 128 letters or digits")
@@ -70,17 +104,24 @@ class Credentials:
             access_key_id=access_key_id,
             account=account,
             user_name=user_name,
-            principal_arn=principal_arn(self.core.partition, account, user_name),
+            principal_arn=arn,
             wrapped_secret=wrapped,
             root_key_version=version,
             created_at=self.core.clock.now(),
+            principal_type=principal_type,
+            session_name=session_name,
         )
+        return record, secret_access_key
+
+    def secret_matches(self, record: AccessKeyRecord, secret_access_key: str) -> bool:
+        """Whether a stored key's secret is ``secret_access_key`` (constant-time comparison)."""
         try:
-            with self.core.store.tx() as tx:
-                tx.insert_access_key(record)
-        except DuplicateError as exc:
-            raise CredentialError(f"access key {access_key_id} already exists") from exc
-        return access_key_id, secret_access_key
+            stored = self.core.keyring.unwrap_secret(
+                _PURPOSE, record.access_key_id, record.wrapped_secret, record.root_key_version
+            )
+        except Exception:
+            return False
+        return hmac.compare_digest(stored, secret_access_key.encode())
 
     def list(self) -> list[AccessKeyRecord]:
         with self.core.store.read() as tx:

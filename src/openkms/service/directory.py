@@ -12,20 +12,24 @@ on two rules:
 Grants are the exception to the first rule: a key's grant list is cached even when empty (every
 Encrypt consults it), which is sound because every grant write -- create, retire, revoke, key deletion
 -- goes through ``Core.changing()`` and so bumps the generation.
+
+Principals (``principal``) are the exception to the first rule: what is cached is computed from rows that
+may not exist yet (an access key's user created later), so every identity change -- creations included --
+bumps the generation (``service.identities`` writes only through ``Core.changing``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from openkms.authz.model import Grant
+from openkms.authz.model import Grant, Principal
 from openkms.identifiers import key_arn
 from openkms.service.generation import LocalGeneration
 from openkms.service.grant_rules import to_grant
-from openkms.storage.base import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord, Store
+from openkms.storage.base import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord, Store, Tx
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -53,6 +57,7 @@ class Directory:
         self._access_keys: dict[str, AccessKeyRecord] = {}
         self._grants: dict[tuple[str, str, str], tuple[Grant, ...]] = {}
         self._extras: dict[tuple[str, str, str], KeyExtras] = {}
+        self._principals: dict[str, Principal] = {}
 
     def _refresh(self) -> int:
         current = self._generation.current()
@@ -64,6 +69,7 @@ class Directory:
                 self._access_keys.clear()
                 self._grants.clear()
                 self._extras.clear()
+                self._principals.clear()
                 self._seen = current
         return current
 
@@ -140,6 +146,16 @@ class Directory:
                 if len(self._grants) >= _MAX_ENTRIES:
                     self._grants.clear()
                 self._grants[cache_key] = found
+        return found
+
+    def principal(self, arn: str, load: Callable[[Tx], Principal]) -> Principal:
+        """The principal behind a caller ARN, computed by ``load`` in a read transaction on a miss."""
+        generation = self._refresh()
+        found = self._principals.get(arn)
+        if found is None:
+            with self._store.read() as tx:
+                found = load(tx)
+            self._remember(self._principals, arn, found, generation)
         return found
 
     @property

@@ -15,6 +15,7 @@ from openkms.service.credentials import Credentials
 from openkms.service.crypto_ops import CryptoOps
 from openkms.service.data_key_pairs import DataKeyPairs
 from openkms.service.grants import Grants
+from openkms.service.identities import Identities
 from openkms.service.imports import Imports
 from openkms.service.key_usage import KeyUsage, KeyUsageSource
 from openkms.service.keys import Keys
@@ -110,6 +111,9 @@ class KmsService:
         self.grants = Grants(core, markers)
         if core.grants is None:  # the stored grants are what the authorization layer consults
             core.use_grants(self.grants)
+        self.identities = Identities(core, self.credentials)
+        if core.principals is None:  # IAM users and roles with their identity policies decide
+            core.use_principals(self.identities)
         self.key_usage = KeyUsage(core, key_usage)
         self.imports = Imports(core)
         self.operations: dict[str, Operation] = {

@@ -122,6 +122,10 @@ class AccessKeyRecord:
     root_key_version: int
     created_at: float
     enabled: bool = True
+    # "Root", "User" or "AssumedRole" (identities). "" when inserting means: derived from ``user_name``
+    # ("root" -> Root, anything else -> User), as keys were before principals existed.
+    principal_type: str = ""
+    session_name: str | None = None  # the role session an AssumedRole key signs as
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,41 @@ class GrantRecord:
     retiring_principal: str | None = None  # at most one of the two retiring forms is set
     retiring_service_principal: str | None = None
     constraints: str | None = None  # canonical JSON of the GrantConstraints structure
+
+
+# --- identities ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    account: str  # 12 digits
+    name: str  # operator's label ("" when none)
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IamPrincipalRecord:
+    """An IAM user or role. Unique per (account, kind) ignoring the case of ``name``, as in IAM."""
+
+    account: str
+    kind: str  # "user" or "role"
+    name: str
+    path: str  # "/" or "/a/b/"
+    principal_id: str  # AIDA... (users) / AROA... (roles); unique across the store
+    arn: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPolicyRecord:
+    """An identity (IAM inline) policy attached to a user or role."""
+
+    account: str
+    kind: str
+    principal_name: str  # matched ignoring case
+    policy_name: str
+    document: str  # JSON text, stored as given
+    updated_at: float
 
 
 class Tx(Protocol):
@@ -217,6 +256,39 @@ class Tx(Protocol):
     def insert_access_key(self, record: AccessKeyRecord) -> None: ...
     def delete_access_key(self, access_key_id: str) -> bool: ...
     def list_access_keys(self) -> list[AccessKeyRecord]: ...
+
+    # identities: accounts, IAM users and roles, their tags and identity policies. Principal names are
+    # matched ignoring case; deleting a principal also deletes its tags and policies (not its access keys).
+    def get_account(self, account: str) -> AccountRecord | None: ...
+    def put_account(self, record: AccountRecord) -> None:
+        """Insert, or replace the name of an existing account (``created_at`` is kept)."""
+
+    def list_accounts(self) -> list[AccountRecord]: ...
+    def get_iam_principal(self, account: str, kind: str, name: str) -> IamPrincipalRecord | None: ...
+    def insert_iam_principal(self, record: IamPrincipalRecord) -> None:
+        """DuplicateError when the name (ignoring case) or the principal id is taken."""
+
+    def update_iam_principal(self, record: IamPrincipalRecord) -> bool:
+        """Replace path and ARN of the principal with this account, kind and name; False if missing."""
+
+    def delete_iam_principal(self, account: str, kind: str, name: str) -> bool: ...
+    def list_iam_principals(self, account: str | None, kind: str | None) -> list[IamPrincipalRecord]:
+        """Ordered by account, kind, folded name; ``None`` filters nothing."""
+
+    def list_iam_principal_tags(self, account: str, kind: str, name: str) -> list[TagRecord]: ...
+    def put_iam_principal_tags(
+        self, account: str, kind: str, name: str, tags: Sequence[TagRecord]
+    ) -> None: ...
+    def delete_iam_principal_tags(
+        self, account: str, kind: str, name: str, tag_keys: Sequence[str]
+    ) -> None: ...
+    def list_identity_policies(self, account: str, kind: str, name: str) -> list[IdentityPolicyRecord]:
+        """Ordered by policy name."""
+
+    def put_identity_policy(self, record: IdentityPolicyRecord) -> None:
+        """Insert or replace the document of the named policy."""
+
+    def delete_identity_policy(self, account: str, kind: str, name: str, policy_name: str) -> bool: ...
 
     # root key versions
     def get_root_key(self, version: int) -> RootKeyRecord | None: ...

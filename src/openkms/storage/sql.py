@@ -64,6 +64,7 @@ from openkms.storage.base import (
     RootKeyRecord,
     TagRecord,
 )
+from openkms.storage.sql_identities import IdentityStatements, IdentityTxMixin
 from openkms.storage.tables import (
     access_keys,
     aliases,
@@ -443,6 +444,8 @@ class _Statements:
         ).returning(generation.c.n)
         self.get_generation: Select[Any] = select(generation.c.n).where(generation.c.id == 1)
 
+        # identities (accounts, IAM users and roles): storage/sql_identities.py
+        self.identities = IdentityStatements(insert)
         # grants
         self.grant_cols = [grants.c[n] for n in _GRANT_FIELDS]
         self.insert_grant = plain_insert(grants, _GRANT_FIELDS)
@@ -514,7 +517,7 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 # ------------------------------------------------------------------------------------------------ tx
 
 
-class SqlTx:
+class SqlTx(IdentityTxMixin):
     """The ``Tx`` of :class:`SqlStore`: repositories bound to one open connection/transaction."""
 
     __slots__ = ("_conn", "_q")
@@ -526,6 +529,9 @@ class SqlTx:
     @property
     def connection(self) -> Connection:
         return self._conn
+
+    def _identity_statements(self) -> IdentityStatements:
+        return self._q.identities
 
     def _run(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
         return self._conn.execute(stmt, params)
@@ -708,11 +714,10 @@ class SqlTx:
         return None if row is None else AccessKeyRecord(*_values(row))
 
     def insert_access_key(self, record: AccessKeyRecord) -> None:
-        self._insert(
-            self._q.insert_access_key,
-            _params(record, _ACCESS_KEY_FIELDS),
-            f"access key {record.access_key_id}",
-        )
+        params = _params(record, _ACCESS_KEY_FIELDS)
+        if not record.principal_type:  # a key as created before identities: root, or an IAM user
+            params["p_principal_type"] = "Root" if record.user_name == "root" else "User"
+        self._insert(self._q.insert_access_key, params, f"access key {record.access_key_id}")
 
     def delete_access_key(self, access_key_id: str) -> bool:
         return self._run(self._q.delete_access_key, {"p_access_key_id": access_key_id}).rowcount > 0

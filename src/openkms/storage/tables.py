@@ -123,6 +123,10 @@ access_keys = Table(
     Column("root_key_version", Integer, nullable=False),
     Column("created_at", Double, nullable=False),
     Column("enabled", Boolean, nullable=False),
+    # identities (0003): "Root", "User" or "AssumedRole"; ``user_name`` holds the user or role name, and
+    # ``session_name`` the role session a role's key signs as
+    Column("principal_type", String(16), nullable=False, server_default="Root"),
+    Column("session_name", String(64), nullable=True),
 )
 
 root_keys = Table(
@@ -245,4 +249,52 @@ grants = Table(
     Index(None, "account", "region", "key_id"),
     Index(None, "region", "retiring_principal"),
     Index(None, "region", "retiring_service_principal"),
+)
+
+# --- identities (openkms.service.identities) -----------------------------------------------------------
+# IAM principals are unique per account and kind ignoring case (as in IAM): ``folded`` is the lower-cased
+# name, ``name`` the spelling it was created with.
+KIND = 8  # "user" / "role"
+PRINCIPAL_ID = 32  # AIDA... / AROA... (21 characters in AWS)
+
+iam_accounts = Table(
+    "iam_accounts",
+    metadata,
+    Column("account", String(ACCOUNT), primary_key=True),
+    Column("name", String(NAME), nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+iam_principals = Table(
+    "iam_principals",
+    metadata,
+    Column("account", String(ACCOUNT), primary_key=True),
+    Column("kind", String(KIND), primary_key=True),
+    Column("folded", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("principal_id", String(PRINCIPAL_ID), nullable=False, unique=True),
+    Column("arn", String(2048), nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+iam_principal_tags = Table(
+    "iam_principal_tags",
+    metadata,
+    Column("account", String(ACCOUNT), primary_key=True),
+    Column("kind", String(KIND), primary_key=True),
+    Column("folded", String(64), primary_key=True),
+    Column("tag_key", String(NAME), primary_key=True),
+    Column("tag_value", String(NAME), nullable=False),
+)
+
+iam_policies = Table(
+    "iam_policies",
+    metadata,
+    Column("account", String(ACCOUNT), primary_key=True),
+    Column("kind", String(KIND), primary_key=True),
+    Column("folded", String(64), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
 )
