@@ -50,7 +50,7 @@ class StorageSettings:
 
 @dataclass(frozen=True)
 class RootOfTrustSettings:
-    provider: str = "file"
+    provider: str = "file"  # "shamir": only for a fresh data dir (the stored root key names its provider)
     key_file: str = ""  # empty: <data_dir>/root.key
 
 
@@ -241,8 +241,8 @@ def _check(s: Settings) -> None:
         raise bad("storage.sqlite_synchronous", "must be one of OFF, NORMAL, FULL, EXTRA")
     if s.storage.url and not s.storage.url.startswith(("sqlite:", "postgresql")):
         raise bad("storage.url", "only sqlite:/// and postgresql+psycopg:// URLs are supported")
-    if s.root_of_trust.provider not in ("file",):
-        raise bad("root_of_trust.provider", "must be 'file' (shamir and pkcs11 are not available yet)")
+    if s.root_of_trust.provider not in ("file", "shamir"):
+        raise bad("root_of_trust.provider", "must be 'file' or 'shamir' (pkcs11 is not available yet)")
     if s.kms.partition not in ("aws", "aws-cn", "aws-us-gov"):
         raise bad("kms.partition", "must be aws, aws-cn or aws-us-gov")
     if not 1 <= s.kms.max_skew_seconds <= 3600:
