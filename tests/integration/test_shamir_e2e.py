@@ -1,0 +1,289 @@
+"""End to end with the shamir root of trust: real ``openkms`` processes, the operator CLI, boto3.
+
+init --shamir 5/3 -> the server starts sealed (KMS calls and health say so) -> three operators unseal
+through the CLI -> keys work -> a restart seals again -> another three shares unseal -> old ciphertexts
+decrypt.  Sealing while serving, rejected shares, and what a copy of the data dir and database without
+the shares gives away (nothing).
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import http.client
+import json
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+from tests.conftest import BACKENDS, client, require_postgres
+from tests.support.servers import OPENKMS, Deployment, ServerProcess, drop_pg_schema, new_pg_schema
+
+from openkms.rootoftrust.shamir import SHARE_PREFIX, ShamirParams, ShamirRootOfTrust, Share
+
+ACCOUNT = "123456789012"
+
+
+class Cluster:
+    def __init__(self, deployment: Deployment, shares: list[str], access_key: str, secret: str) -> None:
+        self.deployment = deployment
+        self.shares = shares
+        self.access_key = access_key
+        self.secret = secret
+
+    def kms(self, server: ServerProcess) -> Any:
+        return client(server.url, self.access_key, self.secret)
+
+    def unseal(self, *shares: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``openkms operator unseal`` with the shares on standard input, one per line."""
+        result = subprocess.run(
+            [*OPENKMS, "operator", "unseal"],
+            input="".join(s + "\n" for s in shares),
+            env=self.deployment.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"unseal failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+def init_shamir(tmp: Path, backend: str, *args: str) -> Cluster:
+    schema = None
+    if backend == "postgres":
+        require_postgres()
+        schema = new_pg_schema()
+    deployment = Deployment(tmp / "data", backend=backend, schema=schema)
+    share_dir = tmp / "shares"
+    result = deployment.cli(
+        "init", "--account", ACCOUNT, "--shamir", "5/3", "--share-dir", str(share_dir), *args
+    )
+    assert "5 shares, any 3 of which unseal" in result.stdout
+    shares = [(share_dir / f"share-{i}.txt").read_text().strip() for i in range(1, 6)]
+    for i in range(1, 6):
+        assert stat.S_IMODE((share_dir / f"share-{i}.txt").stat().st_mode) == 0o600
+    assert all(s.startswith(SHARE_PREFIX) for s in shares) and len(set(shares)) == 5
+    creds = configparser.ConfigParser()
+    creds.read(deployment.data_dir / "bootstrap-credentials")
+    return Cluster(
+        deployment, shares, creds["openkms"]["aws_access_key_id"], creds["openkms"]["aws_secret_access_key"]
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    c = init_shamir(tmp_path, request.param)
+    yield c
+    if c.deployment.schema:
+        drop_pg_schema(c.deployment.schema)
+
+
+@pytest.fixture
+def sqlite_cluster(tmp_path: Path) -> Cluster:
+    return init_shamir(tmp_path, "sqlite")
+
+
+def health(server: ServerProcess) -> tuple[int, dict[str, Any]]:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def progress(cluster: Cluster) -> str:
+    """What ``openkms operator unseal`` reports when given no share."""
+    return cluster.deployment.cli("operator", "unseal", "--share-file", os.devnull).stdout
+
+
+def assert_sealed(cluster: Cluster, server: ServerProcess, tries: int = 1) -> None:
+    status, body = health(server)
+    assert status == 503 and body["sealed"] is True and body["status"] == "sealed"
+    kms = cluster.kms(server)
+    for _ in range(tries):
+        with pytest.raises(botocore.exceptions.ClientError) as info:
+            kms.list_keys()
+        error = info.value.response
+        assert error["Error"]["Code"] == "KMSInternalException"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert "sealed" in error["Error"]["Message"]
+
+
+def test_init_unseal_restart_unseal_decrypt(cluster: Cluster) -> None:
+    workers = 1 if cluster.deployment.backend == "sqlite" else 2
+    server = ServerProcess(cluster.deployment, workers=workers)
+    try:
+        assert "openkms is sealed: unseal with 3 of 5 shares" in server.log
+        assert_sealed(cluster, server, tries=4)  # every worker answers sealed
+        first = cluster.unseal(cluster.shares[0])
+        assert "1 of 3 shares accepted" in first.stdout
+        status = cluster.deployment.cli("operator", "unseal", "--share-file", os.devnull)
+        assert "sealed: 1 of 3 shares accepted" in status.stdout  # no share given: just the progress
+        assert_sealed(cluster, server)
+        done = cluster.unseal(cluster.shares[2], cluster.shares[4])
+        assert "2 of 3 shares accepted" in done.stdout and "openkms is unsealed" in done.stdout
+        status_code, body = health(server)
+        assert status_code == 200 and body["sealed"] is False
+        kms = cluster.kms(server)
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        blobs = [kms.encrypt(KeyId=key_id, Plaintext=b"secret %d" % i)["CiphertextBlob"] for i in range(4)]
+    finally:
+        assert server.stop() == 0
+
+    server = ServerProcess(cluster.deployment, workers=workers)
+    try:
+        assert_sealed(cluster, server, tries=4)
+        cluster.unseal(cluster.shares[3], cluster.shares[1], cluster.shares[0])
+        kms = cluster.kms(server)
+        for i, blob in enumerate(blobs * 2):  # several requests: every worker is unsealed
+            answer = kms.decrypt(CiphertextBlob=blob)
+            assert answer["Plaintext"] == b"secret %d" % (i % 4)
+            assert answer["KeyId"].endswith(key_id)
+    finally:
+        assert server.stop() == 0
+    assert not (cluster.deployment.data_dir / "control.sock").exists()
+
+
+def test_seal_while_serving(sqlite_cluster: Cluster) -> None:
+    cluster = sqlite_cluster
+    server = ServerProcess(cluster.deployment, workers=2)
+    try:
+        cluster.unseal(*cluster.shares[:3])
+        kms = cluster.kms(server)
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        blob = kms.encrypt(KeyId=key_id, Plaintext=b"before")["CiphertextBlob"]
+        sealed = cluster.deployment.cli("operator", "seal")
+        assert "openkms is sealed" in sealed.stdout
+        # the client's kept-alive connection and new ones alike: every worker has been replaced
+        assert_sealed(cluster, server, tries=6)
+        assert "openkms was already sealed" in cluster.deployment.cli("operator", "seal").stdout
+        # the seal reset nothing persistent: unsealing again gives the same keys back
+        cluster.unseal(*cluster.shares[2:])
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before"
+        assert "replacing every worker" in server.log
+    finally:
+        assert server.stop() == 0
+
+
+def _run_unseal(cluster: Cluster, share: str) -> subprocess.CompletedProcess[str]:
+    return cluster.unseal(share, check=False)
+
+
+def test_wrong_duplicate_malformed_and_foreign_shares(sqlite_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = sqlite_cluster
+    foreign = init_shamir(tmp_path / "other", "sqlite").shares
+    server = ServerProcess(cluster.deployment)
+    try:
+        good = cluster.shares
+        damaged = good[1][:20] + ("a" if good[1][20] != "a" else "b") + good[1][21:]
+        wrong = Share.decode(good[2])
+        wrong_text = Share(wrong.index, wrong.threshold, wrong.cluster_id, bytes(32)).encode()
+        assert "1 of 3" in cluster.unseal(good[0]).stdout
+        cases = [
+            (good[0], "already accepted"),
+            ("not a share", "not an openkms share"),
+            (damaged, "checksum mismatch"),
+            (good[1][:-5], "malformed share"),
+            (foreign[1], "another openkms cluster"),
+        ]
+        for share, reason in cases:
+            result = _run_unseal(cluster, share)
+            assert result.returncode != 0
+            assert reason in result.stdout
+            assert "1 of 3" in progress(cluster)
+            for secret in good:  # nothing of any share is echoed
+                assert secret[len(SHARE_PREFIX) + 4 :] not in result.stdout + result.stderr
+        assert "2 of 3" in cluster.unseal(good[1]).stdout
+        result = _run_unseal(cluster, wrong_text)
+        assert result.returncode != 0 and "do not reconstruct" in result.stdout
+        assert "sealed: 0 of 3" in progress(cluster)
+        assert_sealed(cluster, server)
+        # reset drops progress; then a correct quorum still unseals
+        cluster.unseal(good[3])
+        assert "0 of 3" in cluster.deployment.cli("operator", "unseal", "--reset").stdout
+        cluster.unseal(good[4], good[0], good[1])
+        assert health(server)[0] == 200
+    finally:
+        assert server.stop() == 0
+    log = server.log
+    for secret in good + foreign:
+        assert secret[len(SHARE_PREFIX) :] not in log
+
+
+def test_init_validation(tmp_path: Path) -> None:
+    deployment = Deployment(tmp_path / "data")
+    for bad in ("3/5", "17/3", "1/1", "five/three"):
+        result = deployment.cli("init", "--shamir", bad, check=False)
+        assert result.returncode != 0 and "--shamir" in result.stderr
+    assert deployment.cli("init", "--share-dir", str(tmp_path / "s"), check=False).returncode != 0
+    printed = deployment.cli("init", "--shamir", "2/2").stdout
+    shares = [line.split(": ", 1)[1] for line in printed.splitlines() if line.strip().startswith("share ")]
+    assert len(shares) == 2 and all(s.startswith(SHARE_PREFIX) for s in shares)
+    again = deployment.cli("init", "--shamir", "2/2", check=False)
+    assert again.returncode != 0 and "already initialized" in again.stdout + again.stderr
+    # offline commands cannot open a shamir deployment, and say why
+    offline = deployment.cli("admin", "list-access-keys", check=False)
+    assert offline.returncode != 0 and "shamir" in offline.stderr
+    no_server = deployment.cli("operator", "unseal", "--share-file", os.devnull, check=False)
+    assert no_server.returncode != 0 and "no openkms server is running" in no_server.stderr
+
+
+def test_data_dir_and_database_without_shares_reveal_nothing(sqlite_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = sqlite_cluster
+    server = ServerProcess(cluster.deployment)
+    try:
+        cluster.unseal(*cluster.shares[:3])
+        kms = cluster.kms(server)
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        blob = kms.encrypt(KeyId=key_id, Plaintext=b"top secret")["CiphertextBlob"]
+    finally:
+        server.stop()
+    # What an attacker with a copy of the data directory (the SQLite database inside it) has:
+    stolen = tmp_path / "stolen"
+    shutil.copytree(cluster.deployment.data_dir, stolen / "data")
+    everything = b"".join(p.read_bytes() for p in (stolen / "data").rglob("*") if p.is_file())
+    # The test knows the shares: reconstruct the unseal key and the root key, and look for them.
+    import sqlite3
+
+    with sqlite3.connect(stolen / "data" / "openkms.db") as db:
+        (wrapped,) = db.execute("SELECT wrapped FROM root_keys WHERE version = 1").fetchone()
+    params = ShamirParams.of_wrapped(wrapped)
+    decoded = [Share.decode(s) for s in cluster.shares[:3]]
+    unseal_key = ShamirRootOfTrust.from_shares(decoded, params)._key
+    root_key = ShamirRootOfTrust.from_shares(decoded, params).unwrap_root_key(wrapped)
+    for secret in [unseal_key, root_key, *(s.value for s in decoded)]:
+        for form in (secret, secret.hex().encode(), base64.b64encode(secret), base64.b32encode(secret)):
+            assert form not in everything
+    for share in cluster.shares:
+        assert share.encode() not in everything
+    # No share, no service: a server on the copy is sealed, and offline commands refuse.
+    thief = Deployment(stolen / "data")
+    assert thief.cli("admin", "list-access-keys", check=False).returncode != 0
+    thief_server = ServerProcess(thief)
+    try:
+        assert_sealed(cluster, thief_server)
+        with pytest.raises(botocore.exceptions.ClientError) as info:
+            cluster.kms(thief_server).decrypt(CiphertextBlob=blob)
+        assert "sealed" in info.value.response["Error"]["Message"]
+        # shares of another cluster do not help
+        other = init_shamir(tmp_path / "other", "sqlite").shares
+        assert thief.cli("operator", "unseal", "--share-file", os.devnull).returncode == 0
+        result = subprocess.run(
+            [*OPENKMS, "operator", "unseal"], input="\n".join(other[:3]) + "\n", env=thief.env(),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode != 0 and "another openkms cluster" in result.stdout
+        assert_sealed(cluster, thief_server)
+    finally:
+        thief_server.stop()
