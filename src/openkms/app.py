@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,13 +85,19 @@ def _root_of_trust(settings: Settings, *, create: bool) -> RootOfTrust:
 
 
 def initialize(
-    settings: Settings, *, account: str = DEFAULT_ACCOUNT, shamir: tuple[int, int] | None = None
+    settings: Settings,
+    *,
+    account: str = DEFAULT_ACCOUNT,
+    shamir: tuple[int, int] | None = None,
+    deliver_shares: Callable[[Sequence[str]], None] | None = None,
 ) -> BootstrapCredential | None:
     """Create the data directory, root key file, database and bootstrap credential. Idempotent: returns
     None when the deployment is already initialized.
 
     ``shamir=(N, T)`` protects the root key with a new unseal key split into N shares (threshold T)
-    instead of the key file; the shares are returned in the credential, once."""
+    instead of the key file; the shares are returned in the credential, once.  ``deliver_shares`` is
+    called with them before the root key is stored: if it raises (share files cannot be written),
+    nothing is initialized and no share is lost."""
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     upgrade_database(settings.database_url, schema=settings.storage.schema or None)
     store = open_store(settings)
@@ -104,6 +110,8 @@ def initialize(
         if shamir is not None:
             root, texts = ShamirRootOfTrust.create(*shamir)
             shares = tuple(texts)
+            if deliver_shares is not None:
+                deliver_shares(shares)
         elif settings.root_of_trust.provider == SHAMIR:
             raise NotInitializedError(
                 f"{settings.data_dir} is not initialized; the shamir root of trust needs "

@@ -13,9 +13,12 @@ import configparser
 import http.client
 import json
 import os
+import re
 import shutil
+import signal
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,6 +160,7 @@ def test_init_unseal_restart_unseal_decrypt(cluster: Cluster) -> None:
 
 def test_seal_while_serving(sqlite_cluster: Cluster) -> None:
     cluster = sqlite_cluster
+    cluster.deployment.extra_env["OPENKMS_JOBS_INTERVAL_SECONDS"] = "0.2"  # the master's loop runs too
     server = ServerProcess(cluster.deployment, workers=2)
     try:
         cluster.unseal(*cluster.shares[:3])
@@ -172,6 +176,33 @@ def test_seal_while_serving(sqlite_cluster: Cluster) -> None:
         cluster.unseal(*cluster.shares[2:])
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before"
         assert "replacing every worker" in server.log
+        time.sleep(0.5)  # a few passes of the jobs loop, unsealed
+    finally:
+        assert server.stop() == 0
+    assert "Traceback" not in server.log and "failed" not in server.log
+
+
+def _worker_pids(server: ServerProcess) -> list[int]:
+    pids = [int(p) for p in re.findall(r"worker \d+ started \(pid (\d+)\)", server.log)]
+    return pids[-2:]  # the two most recent: the workers forked at the last unseal
+
+
+def test_a_crashed_worker_comes_back_unsealed(sqlite_cluster: Cluster) -> None:
+    cluster = sqlite_cluster
+    server = ServerProcess(cluster.deployment, workers=2)
+    try:
+        cluster.unseal(*cluster.shares[1:4])
+        kms = cluster.kms(server)
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        for pid in _worker_pids(server):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while server.log.count("restarting worker") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the replacements fork after a short backoff
+        for _ in range(6):
+            assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["Enabled"] is True
+        assert health(server)[0] == 200
     finally:
         assert server.stop() == 0
 
@@ -235,8 +266,19 @@ def test_init_validation(tmp_path: Path) -> None:
     # offline commands cannot open a shamir deployment, and say why
     offline = deployment.cli("admin", "list-access-keys", check=False)
     assert offline.returncode != 0 and "shamir" in offline.stderr
+    # share files that cannot be written: nothing is initialized, no share is lost
+    other = Deployment(tmp_path / "other")
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "share-2.txt").symlink_to(tmp_path / "nowhere")  # O_EXCL refuses to follow it
+    failed = other.cli("init", "--shamir", "3/2", "--share-dir", str(blocked), check=False)
+    assert failed.returncode != 0 and "nothing was initialized" in failed.stderr
+    assert "5 shares" not in failed.stdout and SHARE_PREFIX not in failed.stdout
+    assert not (blocked / "share-1.txt").exists()
+    retried = other.cli("init", "--shamir", "3/2", "--share-dir", str(tmp_path / "fresh"))
+    assert "Initialized" in retried.stdout and len(list((tmp_path / "fresh").iterdir())) == 3
     no_server = deployment.cli("operator", "unseal", "--share-file", os.devnull, check=False)
-    assert no_server.returncode != 0 and "no openkms server is running" in no_server.stderr
+    assert no_server.returncode != 0 and "no sealable openkms server" in no_server.stderr
 
 
 def test_data_dir_and_database_without_shares_reveal_nothing(sqlite_cluster: Cluster, tmp_path: Path) -> None:

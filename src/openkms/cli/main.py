@@ -57,7 +57,7 @@ def _print_bootstrap(cred: Any) -> None:
 def init(ctx: click.Context, account: str | None, shamir_split: str | None, share_dir: Path | None) -> None:
     """Create the data directory, root of trust, database and a bootstrap admin credential."""
     from openkms.app import DEFAULT_ACCOUNT, initialize
-    from openkms.cli.unseal import parse_split_option, prepare_share_dir, print_shares
+    from openkms.cli.unseal import parse_split_option, prepare_share_dir, print_shares, write_shares
 
     split = parse_split_option(shamir_split) if shamir_split is not None else None
     if share_dir is not None and split is None:
@@ -65,7 +65,8 @@ def init(ctx: click.Context, account: str | None, shamir_split: str | None, shar
     settings = _settings(ctx)
     if share_dir is not None:
         prepare_share_dir(share_dir, split[0] if split else 0)
-    cred = initialize(settings, account=account or DEFAULT_ACCOUNT, shamir=split)
+    deliver = (lambda shares: write_shares(shares, share_dir)) if share_dir is not None else None
+    cred = initialize(settings, account=account or DEFAULT_ACCOUNT, shamir=split, deliver_shares=deliver)
     if cred is None:
         console.print(f"{settings.data_dir} is already initialized.")
         if split is not None:

@@ -16,7 +16,14 @@ import click
 
 from openkms.cli.common import OperatorError, _settings, console
 
-__all__ = ["operator", "parse_split_option", "prepare_share_dir", "print_shares", "seal_status"]
+__all__ = [
+    "operator",
+    "parse_split_option",
+    "prepare_share_dir",
+    "print_shares",
+    "seal_status",
+    "write_shares",
+]
 
 
 @click.group()
@@ -42,16 +49,29 @@ def prepare_share_dir(share_dir: Path, shares: int) -> None:
             raise OperatorError(f"{path} already exists; refusing to overwrite a share")
 
 
+def write_shares(shares: Sequence[str], share_dir: Path) -> None:
+    """Write ``share-<i>.txt`` (0600, never overwriting) and fsync them, before the root key is stored."""
+    written: list[Path] = []
+    for i, text in enumerate(shares, start=1):
+        path = share_dir / f"share-{i}.txt"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            written.append(path)
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(text + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            for done in written:  # shares of a split that will never be stored: useless, remove them
+                done.unlink(missing_ok=True)
+            raise OperatorError(f"cannot write {path}: {exc.strerror}; nothing was initialized") from exc
+
+
 def print_shares(shares: Sequence[str], share_dir: Path | None) -> None:
     from openkms.rootoftrust.shamir import Share
 
     threshold = Share.decode(shares[0]).threshold
     if share_dir is not None:
-        for i, text in enumerate(shares, start=1):
-            path = share_dir / f"share-{i}.txt"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(text + "\n")
         console.print(
             f"[bold]Unseal key split into {len(shares)} shares, any {threshold} of which unseal.[/bold] "
             f"Written to {share_dir}/share-1.txt .. share-{len(shares)}.txt (mode 0600): give one file to "

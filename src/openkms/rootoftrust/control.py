@@ -74,6 +74,8 @@ def bind_control_socket(path: Path) -> socket.socket:
 
 
 def _peer_allowed(conn: socket.socket) -> bool:
+    if not hasattr(socket, "SO_PEERCRED"):  # not Linux: the 0600 socket in the 0700 data dir must do
+        return True
     # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
     raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _, uid, _ = struct.unpack("3i", raw)
@@ -183,7 +185,8 @@ def control_request(path: Path, request: dict[str, Any], timeout: float = _CONTR
             sock.connect(str(path))
         except FileNotFoundError:
             raise ControlError(
-                f"no openkms server is running on this data directory ({path} is missing)"
+                f"no sealable openkms server (shamir root of trust) is running on this data directory "
+                f"({path} is missing)"
             ) from None
         except OSError as exc:
             raise ControlError(f"cannot reach the openkms server at {path}: {exc.strerror}") from None
