@@ -13,6 +13,7 @@ import configparser
 import http.client
 import json
 import os
+import pty
 import re
 import shutil
 import signal
@@ -329,3 +330,43 @@ def test_data_dir_and_database_without_shares_reveal_nothing(sqlite_cluster: Clu
         assert_sealed(cluster, thief_server)
     finally:
         thief_server.stop()
+
+
+def test_prompt_reads_the_share_without_echo(sqlite_cluster: Cluster) -> None:
+    cluster = sqlite_cluster
+    server = ServerProcess(cluster.deployment)
+    try:
+        share = cluster.shares[4]
+        pid, fd = pty.fork()  # the child gets the pty as its controlling terminal, like an operator
+        if pid == 0:  # pragma: no cover - the child process
+            os.execve(OPENKMS[0], [*OPENKMS, "operator", "unseal"], cluster.deployment.env())
+        output = b""
+        deadline = time.monotonic() + 60
+        while b"input hidden" not in output and time.monotonic() < deadline:
+            output += os.read(fd, 1024)
+        os.write(fd, share.encode() + b"\n")
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        text = output.decode(errors="replace")
+        assert os.waitstatus_to_exitcode(status) == 0, text
+        assert "Unseal share" in text and "1 of 3 shares accepted" in text
+        assert share not in text and share[len(SHARE_PREFIX) : len(SHARE_PREFIX) + 16] not in text
+    finally:
+        assert server.stop() == 0
+
+
+def test_shamir_provider_setting_refuses_a_key_file_deployment(tmp_path: Path) -> None:
+    deployment = Deployment(tmp_path / "data", extra_env={"OPENKMS_ROOT_OF_TRUST_PROVIDER": "shamir"})
+    result = deployment.cli("server", "--port", "0", check=False)
+    assert result.returncode != 0 and "openkms init --shamir N/T" in result.stderr
+    assert not (tmp_path / "data" / "root.key").exists()
+    deployment.cli("init", "--shamir", "3/2")
+    assert "root.key" not in {p.name for p in (tmp_path / "data").iterdir()}
