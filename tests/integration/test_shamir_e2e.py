@@ -111,9 +111,25 @@ def progress(cluster: Cluster) -> str:
     return cluster.deployment.cli("operator", "unseal", "--share-file", os.devnull).stdout
 
 
-def assert_sealed(cluster: Cluster, server: ServerProcess, tries: int = 1) -> None:
+def every_worker(server: ServerProcess, workers: int) -> set[tuple[int, bool]]:
+    """(HTTP status, sealed) of /health over fresh connections until every worker has answered (the kernel
+    spreads connections over the workers' SO_REUSEPORT sockets)."""
+    seen: dict[int, tuple[int, bool]] = {}
+    answers: set[tuple[int, bool]] = set()
+    for i in range(200):
+        status, body = health(server)
+        seen[body["worker"]] = (status, body["sealed"])
+        answers.add((status, body["sealed"]))
+        if len(seen) == workers and i >= 8:
+            break
+    assert len(seen) == workers, seen
+    return answers
+
+
+def assert_sealed(cluster: Cluster, server: ServerProcess, tries: int = 1, workers: int = 1) -> None:
     status, body = health(server)
     assert status == 503 and body["sealed"] is True and body["status"] == "sealed"
+    assert every_worker(server, workers) == {(503, True)}
     kms = cluster.kms(server)
     for _ in range(tries):
         with pytest.raises(botocore.exceptions.ClientError) as info:
@@ -129,16 +145,17 @@ def test_init_unseal_restart_unseal_decrypt(cluster: Cluster) -> None:
     server = ServerProcess(cluster.deployment, workers=workers)
     try:
         assert "openkms is sealed: unseal with 3 of 5 shares" in server.log
-        assert_sealed(cluster, server, tries=4)  # every worker answers sealed
+        assert_sealed(cluster, server, tries=4, workers=workers)  # every worker answers sealed
         first = cluster.unseal(cluster.shares[0])
         assert "1 of 3 shares accepted" in first.stdout
         status = cluster.deployment.cli("operator", "unseal", "--share-file", os.devnull)
         assert "sealed: 1 of 3 shares accepted" in status.stdout  # no share given: just the progress
-        assert_sealed(cluster, server)
+        assert_sealed(cluster, server, workers=workers)
         done = cluster.unseal(cluster.shares[2], cluster.shares[4])
         assert "2 of 3 shares accepted" in done.stdout and "openkms is unsealed" in done.stdout
         status_code, body = health(server)
         assert status_code == 200 and body["sealed"] is False
+        assert every_worker(server, workers) == {(200, False)}
         kms = cluster.kms(server)
         key_id = kms.create_key()["KeyMetadata"]["KeyId"]
         blobs = [kms.encrypt(KeyId=key_id, Plaintext=b"secret %d" % i)["CiphertextBlob"] for i in range(4)]
@@ -147,8 +164,9 @@ def test_init_unseal_restart_unseal_decrypt(cluster: Cluster) -> None:
 
     server = ServerProcess(cluster.deployment, workers=workers)
     try:
-        assert_sealed(cluster, server, tries=4)
+        assert_sealed(cluster, server, tries=4, workers=workers)
         cluster.unseal(cluster.shares[3], cluster.shares[1], cluster.shares[0])
+        assert every_worker(server, workers) == {(200, False)}
         kms = cluster.kms(server)
         for i, blob in enumerate(blobs * 2):  # several requests: every worker is unsealed
             answer = kms.decrypt(CiphertextBlob=blob)
@@ -171,10 +189,11 @@ def test_seal_while_serving(sqlite_cluster: Cluster) -> None:
         sealed = cluster.deployment.cli("operator", "seal")
         assert "openkms is sealed" in sealed.stdout
         # the client's kept-alive connection and new ones alike: every worker has been replaced
-        assert_sealed(cluster, server, tries=6)
+        assert_sealed(cluster, server, tries=6, workers=2)
         assert "openkms was already sealed" in cluster.deployment.cli("operator", "seal").stdout
         # the seal reset nothing persistent: unsealing again gives the same keys back
         cluster.unseal(*cluster.shares[2:])
+        assert every_worker(server, 2) == {(200, False)}
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before"
         assert "replacing every worker" in server.log
         time.sleep(0.5)  # a few passes of the jobs loop, unsealed
