@@ -14,6 +14,12 @@ thread of the master (for example the background-jobs runner) until ``stop_event
 The master blocks its signals and takes them with ``sigtimedwait`` (no handler races). Restarting a
 worker forks while the ``master_task`` thread runs: keep that thread's state fork-safe, since the
 child only calls ``make_handler`` and never touches it.
+
+``WorkerControl`` (seal and unseal, docs/adr/0002-unseal.md) asks the supervisor to replace every worker
+at once: the old ones get SIGTERM (graceful, as above), new ones are forked into the same slots and so
+accept from the same listening sockets, which the master keeps open: connections arriving during the
+swap wait in the accept queue instead of being refused. A master given a ``WorkerControl`` forks even
+for one worker.
 """
 
 from __future__ import annotations
