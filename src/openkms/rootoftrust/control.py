@@ -111,6 +111,8 @@ class ControlServer:
                         self._handle(conn)
                     except Exception:
                         log.exception("control request failed")
+                        with contextlib.suppress(OSError):
+                            conn.sendall(orjson.dumps(_error("internal error; see the server log")) + b"\n")
         finally:
             with contextlib.suppress(OSError):
                 path = self._sock.getsockname()
