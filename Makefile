@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= data
 
-.PHONY: run test check bench clean
+.PHONY: run test check bench bench-envelope clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-tests/js/node_modules/.installed: tests/js/package.json
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
 	npm install --silent --no-audit --no-fund --prefix tests/js
 	touch $@
 
@@ -30,6 +30,9 @@ check: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/load.py
+
+bench-envelope: $(BIN)/.installed
+	$(BIN)/python benchmarks/envelope.py
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -47,6 +47,7 @@ from openkms.service.core import Core
 from openkms.service.directory import Directory
 from openkms.service.generation import ClusterGenerationPoller, LocalGeneration
 from openkms.service.kms import KmsService
+from openkms.service.root_keys import unwrap_root_key_record
 from openkms.storage.base import KeyRecord, RootKeyRecord, Store
 from openkms.storage.migrate import upgrade_database
 from openkms.storage.sql import SqlStore, create_sql_engine
@@ -77,7 +78,23 @@ def open_store(settings: Settings) -> SqlStore:
     )
 
 
-def _root_of_trust(settings: Settings, *, create: bool) -> RootOfTrust:
+def root_of_trust(settings: Settings, *, create: bool = False) -> RootOfTrust:
+    """The configured root-of-trust provider; ``create`` makes its key (key file, or key in the token)
+    when it does not exist yet.  Raises ``RootOfTrustError`` with an operator-facing message."""
+    rot = settings.root_of_trust
+    if rot.provider == SHAMIR:
+        raise RootOfTrustError(
+            "the shamir root of trust exists only in the memory of an unsealed 'openkms server' "
+            "(openkms operator unseal); this command cannot open it"
+        )
+    if rot.provider == "pkcs11":
+        from openkms.rootoftrust.pkcs11 import Pkcs11Config, Pkcs11RootOfTrust, pin_from_file, pin_value
+
+        pin = pin_from_file(Path(rot.pkcs11_pin_file)) if rot.pkcs11_pin_file else pin_value(rot.pkcs11_pin)
+        config = Pkcs11Config(
+            rot.pkcs11_module, rot.pkcs11_token_label, rot.pkcs11_key_label, pin, rot.pkcs11_pool_size
+        )
+        return Pkcs11RootOfTrust(config, create_key=create)
     path = settings.root_key_file
     if create and not path.exists():
         return FileRootOfTrust.create(path)
@@ -118,7 +135,7 @@ def initialize(
                 f"'openkms init --shamir N/T --data-dir {settings.data_dir}'"
             )
         else:
-            root = _root_of_trust(settings, create=True)
+            root = root_of_trust(settings, create=True)
         root_key = Keyring.generate_root_key()
         with store.tx() as tx:
             tx.insert_root_key(RootKeyRecord(1, root.name, root.wrap_root_key(root_key), SystemClock().now()))
@@ -153,9 +170,19 @@ def load_keyring(settings: Settings, store: Store, root: RootOfTrust | None = No
                 "the root key is protected by shamir shares: only an unsealed 'openkms server' holds it, "
                 "so this command cannot run offline"
             )
-        root = _root_of_trust(settings, create=False)
-    root_keys = {r.version: root.unwrap_root_key(r.wrapped) for r in records}
-    return Keyring(root_keys, latest.version, cache_size=settings.kms.material_cache_size)
+        root = root_of_trust(settings, create=False)
+    rot = root
+    root_keys = {r.version: unwrap_root_key_record(rot, r) for r in records}
+
+    def resolve(version: int) -> bytes | None:
+        # A root-key version added by a rotation after this process started (see Keyring._resolve).
+        with store.read() as tx:
+            record = tx.get_root_key(version)
+        return None if record is None else unwrap_root_key_record(rot, record)
+
+    return Keyring(
+        root_keys, latest.version, cache_size=settings.kms.material_cache_size, resolver=resolve
+    )
 
 
 def build_service(
@@ -171,7 +198,7 @@ def build_service(
     core = Core(
         store=store,
         keyring=load_keyring(settings, store, root),
-        directory=Directory(store, generation),
+        directory=Directory(store, generation, settings.kms.partition),
         clock=clock or SystemClock(),
         partition=settings.kms.partition,
     )

@@ -48,10 +48,21 @@ class StorageSettings:
     schema: str = ""  # PostgreSQL schema (search_path); empty = default
 
 
+PKCS11_PIN_ENV = "OPENKMS_ROOT_OF_TRUST_PKCS11_PIN"
+
+
 @dataclass(frozen=True)
 class RootOfTrustSettings:
-    provider: str = "file"  # "shamir": only for a fresh data dir (the stored root key names its provider)
+    provider: str = "file"  # "file", "pkcs11", or "shamir" (made by `openkms init --shamir N/T`)
     key_file: str = ""  # empty: <data_dir>/root.key
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"  # Debian's softhsm2 path
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = "openkms-root-key"
+    pkcs11_pin_file: str = ""  # the PIN's first line, mode 0600; read again at every reconnection
+    pkcs11_pool_size: int = 4
+    # Only from the environment variable OPENKMS_ROOT_OF_TRUST_PKCS11_PIN (never a flag or the TOML file,
+    # see _check); repr=False keeps it out of logs and tracebacks that print the settings.
+    pkcs11_pin: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,13 @@ def load_settings(
             raise ConfigError(f"unknown setting '{section}' in {config_file}")
         values[section].update(content)
 
+    # SECURITY: the PKCS#11 PIN is accepted from the environment only (OPENKMS_ROOT_OF_TRUST_PKCS11_PIN,
+    # read by the loop below); a TOML file or a command-line flag would leave it in a file or process list.
+    if "pkcs11_pin" in values["root_of_trust"]:
+        raise ConfigError(
+            f"setting 'root_of_trust.pkcs11_pin' is not allowed in {config_file}; use "
+            f"root_of_trust.pkcs11_pin_file or the {PKCS11_PIN_ENV} environment variable"
+        )
     if "OPENKMS_DATA_DIR" in env:
         data_dir = env["OPENKMS_DATA_DIR"]
     for section, cls in _SECTIONS.items():
@@ -165,6 +183,11 @@ def load_settings(
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
+        if dotted == "root_of_trust.pkcs11_pin":
+            raise ConfigError(
+                "the PKCS#11 PIN cannot be given on the command line; use root_of_trust.pkcs11_pin_file "
+                f"or the {PKCS11_PIN_ENV} environment variable"
+            )
         if dotted == "data_dir":
             data_dir = value
             continue
@@ -241,8 +264,10 @@ def _check(s: Settings) -> None:
         raise bad("storage.sqlite_synchronous", "must be one of OFF, NORMAL, FULL, EXTRA")
     if s.storage.url and not s.storage.url.startswith(("sqlite:", "postgresql")):
         raise bad("storage.url", "only sqlite:/// and postgresql+psycopg:// URLs are supported")
-    if s.root_of_trust.provider not in ("file", "shamir"):
-        raise bad("root_of_trust.provider", "must be 'file' or 'shamir' (pkcs11 is not available yet)")
+    if s.root_of_trust.provider not in ("file", "pkcs11", "shamir"):
+        raise bad("root_of_trust.provider", "must be 'file', 'pkcs11' or 'shamir'")
+    if s.root_of_trust.provider == "pkcs11":
+        _check_pkcs11(s.root_of_trust, bad)
     if s.kms.partition not in ("aws", "aws-cn", "aws-us-gov"):
         raise bad("kms.partition", "must be aws, aws-cn or aws-us-gov")
     if not 1 <= s.kms.max_skew_seconds <= 3600:
@@ -269,3 +294,19 @@ def _check(s: Settings) -> None:
         raise bad("audit.max_pending", "must be at least audit.max_batch")
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise bad("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
+
+
+def _check_pkcs11(r: RootOfTrustSettings, bad: Any) -> None:
+    if not r.pkcs11_module:
+        raise bad("root_of_trust.pkcs11_module", "must name the PKCS#11 module (.so)")
+    if not r.pkcs11_token_label:
+        raise bad("root_of_trust.pkcs11_token_label", "must be set when the provider is pkcs11")
+    if not r.pkcs11_key_label:
+        raise bad("root_of_trust.pkcs11_key_label", "must not be empty")
+    if not 1 <= r.pkcs11_pool_size <= 64:
+        raise bad("root_of_trust.pkcs11_pool_size", "must be between 1 and 64")
+    if bool(r.pkcs11_pin_file) == bool(r.pkcs11_pin):
+        raise bad(
+            "root_of_trust.pkcs11_pin_file",
+            f"set exactly one of pkcs11_pin_file and the {PKCS11_PIN_ENV} environment variable",
+        )

@@ -98,15 +98,33 @@ def test_alias_and_encrypt_decrypt_pipeline(aws: Aws, key: dict) -> None:
     (workdir / "plaintext.bin").write_bytes(plaintext)
     # aws kms encrypt ... --query CiphertextBlob --output text | base64 --decode > plaintext.enc
     encoded = aws(
-        "kms", "encrypt", "--key-id", "alias/cli-test", "--plaintext", "fileb://plaintext.bin",
-        "--encryption-context", "k=v,k2=v2", "--query", "CiphertextBlob", "--output", "text",
+        "kms",
+        "encrypt",
+        "--key-id",
+        "alias/cli-test",
+        "--plaintext",
+        "fileb://plaintext.bin",
+        "--encryption-context",
+        "k=v,k2=v2",
+        "--query",
+        "CiphertextBlob",
+        "--output",
+        "text",
     ).stdout
     (workdir / "plaintext.enc").write_bytes(base64.b64decode(encoded.strip(), validate=True))
 
     # aws kms decrypt --ciphertext-blob fileb://plaintext.enc --query Plaintext --output text | base64 -d
     decoded = aws(
-        "kms", "decrypt", "--ciphertext-blob", "fileb://plaintext.enc", "--encryption-context", "k2=v2,k=v",
-        "--query", "Plaintext", "--output", "text",
+        "kms",
+        "decrypt",
+        "--ciphertext-blob",
+        "fileb://plaintext.enc",
+        "--encryption-context",
+        "k2=v2,k=v",
+        "--query",
+        "Plaintext",
+        "--output",
+        "text",
     ).stdout
     assert base64.b64decode(decoded.strip(), validate=True) == plaintext
 

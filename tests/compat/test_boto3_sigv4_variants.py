@@ -27,8 +27,11 @@ def test_endpoint_url_with_path_prefix(server: ServerProcess, kms, prefix: str) 
 @pytest.mark.parametrize("signature_version", [None, "v4"])
 def test_signature_version(server: ServerProcess, signature_version: str | None) -> None:
     kms = boto3.client(
-        "kms", endpoint_url=server.url, region_name=TEST_REGION,
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "kms",
+        endpoint_url=server.url,
+        region_name=TEST_REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
         config=Config(signature_version=signature_version, retries={"max_attempts": 1}),
     )
     assert len(kms.generate_random(NumberOfBytes=7)["Plaintext"]) == 7
@@ -55,8 +58,12 @@ def test_host_with_port_is_signed(server: ServerProcess) -> None:
 
 def test_unknown_session_token(server: ServerProcess) -> None:
     kms = boto3.client(
-        "kms", endpoint_url=server.url, region_name=TEST_REGION,
-        aws_access_key_id="test", aws_secret_access_key="test", aws_session_token="not-a-session-token",
+        "kms",
+        endpoint_url=server.url,
+        region_name=TEST_REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        aws_session_token="not-a-session-token",
         config=Config(retries={"max_attempts": 1}),
     )
     with pytest.raises(ClientError) as e:

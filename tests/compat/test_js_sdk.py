@@ -45,7 +45,12 @@ def test_js_sdk_v3_flow(server: ServerProcess, kms, tmp_path: Path) -> None:
     )
     result = subprocess.run(
         [node, str(SCRIPT), server.url, "test", "test", TEST_REGION],
-        cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=JS_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     lines = result.stdout.strip().splitlines()
     assert lines, f"no output (exit {result.returncode}):\n{result.stderr}"

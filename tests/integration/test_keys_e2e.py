@@ -297,6 +297,5 @@ def test_tag_key_too_long(kms) -> None:
     assert code == "ValidationException"
     assert (
         "at 'tags.1.member.tagKey' failed to satisfy constraint: "
-        "Member must have length less than or equal to 128"
-        in message
+        "Member must have length less than or equal to 128" in message
     )

@@ -146,6 +146,11 @@ def test_init_unseal_restart_unseal_decrypt(cluster: Cluster) -> None:
     try:
         assert "openkms is sealed: unseal with 3 of 5 shares" in server.log
         assert_sealed(cluster, server, tries=4, workers=workers)  # every worker answers sealed
+        report = cluster.deployment.cli("operator", "status", "--json", check=False)
+        assert report.returncode == 1  # sealed: unhealthy for monitoring
+        state = json.loads(report.stdout)
+        assert state["provider"] == "shamir" and state["sealed"] is True
+        assert state["health"]["threshold"] == 3 and state["health"]["progress"] == 0
         first = cluster.unseal(cluster.shares[0])
         assert "1 of 3 shares accepted" in first.stdout
         status = cluster.deployment.cli("operator", "unseal", "--share-file", os.devnull)
@@ -156,6 +161,8 @@ def test_init_unseal_restart_unseal_decrypt(cluster: Cluster) -> None:
         status_code, body = health(server)
         assert status_code == 200 and body["sealed"] is False
         assert every_worker(server, workers) == {(200, False)}
+        report = cluster.deployment.cli("operator", "status", "--json")
+        assert json.loads(report.stdout)["sealed"] is False and json.loads(report.stdout)["health"]["ok"]
         kms = cluster.kms(server)
         key_id = kms.create_key()["KeyMetadata"]["KeyId"]
         blobs = [kms.encrypt(KeyId=key_id, Plaintext=b"secret %d" % i)["CiphertextBlob"] for i in range(4)]

@@ -99,7 +99,7 @@ def test_migrated_schema_matches_tables(store_target: StoreTarget) -> None:
 
 
 def test_current_revision_is_head(store_target: StoreTarget) -> None:
-    assert head_revision() == "0002"
+    assert head_revision() == "0004_grants"
     assert current_revision(store_target.url, schema=store_target.schema) == head_revision()
     upgrade_database(store_target.url, schema=store_target.schema)  # idempotent
     assert current_revision(store_target.url, schema=store_target.schema) == head_revision()
@@ -109,7 +109,7 @@ def test_fresh_sqlite_has_no_revision(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert current_revision(url) is None
     upgrade_database(url)
-    assert current_revision(url) == "0002"
+    assert current_revision(url) == "0004_grants"
 
 
 # ------------------------------------------------------------------------------------ transactions

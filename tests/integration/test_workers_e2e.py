@@ -96,3 +96,21 @@ def test_connections_are_spread_over_the_workers(multi: ServerProcess) -> None:
         for conn in connections:
             conn.close()
     assert len(workers) == 2
+
+
+def test_grant_changes_are_visible_on_every_worker(multi: ServerProcess) -> None:
+    admin = client(multi.url)
+    key_id = admin.create_key()["KeyMetadata"]["KeyId"]
+    alice = "arn:aws:iam::123456789012:user/alice"
+    first = admin.create_grant(KeyId=key_id, GranteePrincipal=alice, Operations=["DescribeKey"])
+    clients = fresh_clients(multi.url, 12)
+    for c in clients:  # every worker caches the key's grant list, with the first grant only
+        c.describe_key(KeyId=key_id, GrantTokens=[first["GrantToken"]])
+    grant = admin.create_grant(KeyId=key_id, GranteePrincipal=alice, Operations=["Encrypt"])
+    for c in clients:  # the new grant's token is usable at once on every worker
+        c.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[grant["GrantToken"]])
+    admin.revoke_grant(KeyId=key_id, GrantId=grant["GrantId"])
+    for c in clients:
+        with pytest.raises(ClientError) as e:
+            c.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[grant["GrantToken"]])
+        assert e.value.response["Error"]["Code"] == "InvalidGrantTokenException"

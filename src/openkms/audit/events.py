@@ -134,6 +134,8 @@ class EventBuilder:
             region = verified.region
             table = CLOUDTRAIL_REQUEST_MEMBERS if o.service == "cloudtrail" else REQUEST_MEMBERS
             parameters = request_parameters(name, o.params, table)
+            if name == "RetireGrant" and o.params is not None and "GrantToken" in o.params:
+                parameters = None  # CloudTrail logs a token-form RetireGrant without its parameters
         else:
             # not authenticated: only what the request claims, and no request members at all
             account = None
@@ -172,6 +174,9 @@ class EventBuilder:
             material = o.result.get("KeyMaterialId")
             if isinstance(material, str):
                 event["additionalEventData"] = {"keyMaterialId": material}
+        if ctx is not None and ctx.additional_event_data:
+            # set by handlers, loggable values only (RetireGrant by token: the grant id)
+            event.setdefault("additionalEventData", {}).update(ctx.additional_event_data)
         return PendingEvent(canonical(event), o.time, resources)
 
     def service_event(

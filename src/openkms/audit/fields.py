@@ -95,15 +95,17 @@ REQUEST_MEMBERS: dict[str, tuple[str, ...]] = {
     "CreateGrant": (
         "KeyId",
         "GranteePrincipal",
+        "GranteeServicePrincipal",
         "RetiringPrincipal",
+        "RetiringServicePrincipal",
         "Operations",
         "Constraints",
         "Name",
         "DryRun",
     ),
-    "ListGrants": ("KeyId", "GrantId", "GranteePrincipal", "Limit", "Marker"),
-    "ListRetirableGrants": ("RetiringPrincipal", "Limit", "Marker"),
-    "RetireGrant": ("KeyId", "GrantId", "DryRun"),
+    "ListGrants": ("KeyId", "GrantId", "GranteePrincipal", "GranteeServicePrincipal", "Limit", "Marker"),
+    "ListRetirableGrants": ("RetiringPrincipal", "RetiringServicePrincipal", "Limit", "Marker"),
+    "RetireGrant": ("KeyId", "GrantId", "DryRun"),  # the token form logs null (events.py)
     "RevokeGrant": ("KeyId", "GrantId", "DryRun"),
     # imported key material (never ImportToken / EncryptedKeyMaterial)
     "GetParametersForImport": ("KeyId", "WrappingAlgorithm", "WrappingKeySpec"),

@@ -13,7 +13,9 @@ from rich.table import Table
 
 from openkms.cli.audit import audit
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
-from openkms.cli.unseal import operator
+from openkms.cli.files import decrypt_file, encrypt_file
+from openkms.cli.operator import operator
+from openkms.cli.unseal import seal, unseal
 
 __all__ = ["OperatorError", "main"]
 
@@ -234,11 +236,18 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
     finally:
         if audit_parts is not None:
             audit_parts.writer.close()
-    console.print(f"rotated {done['rotated']} key(s), deleted {done['deleted']} key(s)")
+    console.print(
+        f"rotated {done['rotated']} key(s), deleted {done['deleted']} key(s), "
+        f"expired {done['expired']} imported key material(s)"
+    )
 
 
 main.add_command(audit)
-main.add_command(operator)  # temporary home of `operator unseal|seal`: the lead merges the operator group
+main.add_command(operator)
+main.add_command(encrypt_file)  # client commands: SigV4 over HTTP like any AWS client
+main.add_command(decrypt_file)
+operator.add_command(unseal)  # shamir: `operator unseal|seal` (cli/unseal.py)
+operator.add_command(seal)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,4 +1,5 @@
-"""``openkms operator unseal|seal`` and the share handling of ``openkms init --shamir``.
+"""``openkms operator unseal|seal`` (added to the ``operator`` group of ``cli/operator.py``) and the share
+handling of ``openkms init --shamir``.
 
 The commands talk to the running server of the data directory through its control socket
 (``openkms.rootoftrust.control``); they never open the database and never write a share anywhere.
@@ -17,18 +18,14 @@ import click
 from openkms.cli.common import OperatorError, _settings, console
 
 __all__ = [
-    "operator",
     "parse_split_option",
     "prepare_share_dir",
     "print_shares",
+    "seal",
     "seal_status",
+    "unseal",
     "write_shares",
 ]
-
-
-@click.group()
-def operator() -> None:
-    """Operate a running server: unseal and seal (shamir root of trust)."""
 
 
 def parse_split_option(text: str) -> tuple[int, int]:
@@ -124,7 +121,7 @@ def _shares_from(share_files: Sequence[Path]) -> Iterable[str]:
         yield from (line.strip() for line in sys.stdin if line.strip())
 
 
-@operator.command("unseal")
+@click.command("unseal")
 @click.option(
     "--share-file",
     "share_files",
@@ -157,7 +154,7 @@ def unseal(ctx: click.Context, share_files: tuple[Path, ...], reset: bool) -> No
         raise OperatorError(f"{rejected} share(s) rejected")
 
 
-@operator.command("seal")
+@click.command("seal")
 @click.pass_context
 def seal(ctx: click.Context) -> None:
     """Seal the running server: wipe the unseal key and root keys from every process."""

@@ -5,6 +5,7 @@
     root key v (32 bytes, in memory only while unsealed)
       ├── HKDF "openkms/ekt-wrap"      wraps key material -> EKT, AAD binds account/key/material/spec
       ├── HKDF "openkms/secret-wrap"   wraps stored secrets, AAD binds purpose/binding
+      ├── HKDF "openkms/token-seal"    seals tokens handed to callers (grant tokens), AAD binds purpose
       └── HKDF "openkms/ext/<purpose>" sub-keys handed to callers (e.g. pagination-marker MACs)
 
 Security invariants enforced in this module (look for "INVARIANT"):
@@ -22,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from openkms.crypto.errors import UnwrapError
 from openkms.crypto.wrap import KEY_LEN, derive_subkey, random_bytes, unwrap, wrap
@@ -31,6 +32,9 @@ _EKT_AAD_PREFIX = b"kms-ekt-v1"
 _SECRET_AAD_PREFIX = b"kms-secret-v1"
 _EKT_PURPOSE = b"ekt-wrap"
 _SECRET_PURPOSE = b"secret-wrap"
+_TOKEN_PURPOSE = b"token-seal"
+_TOKEN_AAD_PREFIX = b"kms-token-v1"
+_VERSION_BYTES = 4
 _EXT_PURPOSE_PREFIX = b"ext/"
 
 _CacheKey = tuple[str, str, str]
@@ -76,9 +80,12 @@ class Keyring:
         "_ekt_keys",
         "_index",
         "_lock",
+        "_resolve_lock",
+        "_resolver",
         "_root_keys",
         "_secret_keys",
         "_subkeys",
+        "_token_keys",
     )
 
     def __init__(
@@ -87,6 +94,7 @@ class Keyring:
         current_version: int,
         cache_size: int = 10000,
         cache_ttl: float | None = None,
+        resolver: Callable[[int], bytes | None] | None = None,
     ) -> None:
         if current_version not in root_keys:
             raise ValueError("current_version is not among the root keys")
@@ -102,6 +110,7 @@ class Keyring:
         # INVARIANT (domain separation): one HKDF info per role; derived once per root version.
         self._ekt_keys = {v: derive_subkey(k, _EKT_PURPOSE) for v, k in self._root_keys.items()}
         self._secret_keys = {v: derive_subkey(k, _SECRET_PURPOSE) for v, k in self._root_keys.items()}
+        self._token_keys = {v: derive_subkey(k, _TOKEN_PURPOSE) for v, k in self._root_keys.items()}
         self._subkeys: dict[bytes, bytes] = {}
         self._cache_size = cache_size
         self._cache_ttl = cache_ttl
@@ -109,6 +118,11 @@ class Keyring:
         self._cache: OrderedDict[_CacheKey, tuple[str, bytes, float]] = OrderedDict()
         self._index: dict[tuple[str, str], set[str]] = {}  # (account, key_id) -> material ids cached
         self._lock = threading.Lock()
+        # Root-key rotation (``openkms operator rotate-root-key``) adds versions while servers run:
+        # ``resolver(version)`` fetches and unwraps a version this keyring has not seen (None: no such
+        # version), so re-wrapped records stay readable without a restart.
+        self._resolver = resolver
+        self._resolve_lock = threading.Lock()
 
     # --- never reveal or serialise secrets -------------------------------------------------------
     def __repr__(self) -> str:
@@ -132,6 +146,34 @@ class Keyring:
     def generate_root_key() -> bytes:
         """Return a new random 32-byte root key."""
         return random_bytes(KEY_LEN)
+
+    def _resolve(self, version: int, keys: dict[int, bytes]) -> bytes | None:
+        """Fetch an unseen root-key version through the resolver; a newer one becomes current."""
+        if self._resolver is None or version <= 0:
+            return None
+        with self._resolve_lock:
+            if version not in self._root_keys:
+                root_key = self._resolver(version)
+                if root_key is None or len(root_key) != KEY_LEN:
+                    return None
+                # Derived keys first, then the root key: readers check the derived maps without the lock.
+                self._ekt_keys[version] = derive_subkey(root_key, _EKT_PURPOSE)
+                self._secret_keys[version] = derive_subkey(root_key, _SECRET_PURPOSE)
+                self._root_keys[version] = bytes(root_key)
+                if version > self._current_version:
+                    # A rotation happened: wrap new values under the new version from now on, so the
+                    # rotation's re-wrap pass converges while this process keeps serving.
+                    self._current_version = version
+                    with self._lock:
+                        self._subkeys.clear()
+        return keys.get(version)
+
+    def adopt_latest(self, version: int) -> bool:
+        """Make root-key ``version`` current if it is newer than the current one (fetching it through the
+        resolver); return whether it is now known."""
+        if version <= self._current_version:
+            return version in self._root_keys
+        return self._resolve(version, self._ekt_keys) is not None
 
     # --- key material ----------------------------------------------------------------------------
     def wrap_material(
@@ -167,7 +209,7 @@ class Keyring:
                         self._cache.move_to_end(cache_key)
                         return material
                     self._drop(cache_key)
-        wrap_key = self._ekt_keys.get(root_key_version)
+        wrap_key = self._ekt_keys.get(root_key_version) or self._resolve(root_key_version, self._ekt_keys)
         if wrap_key is None:
             raise KeyringError("unknown root key version")
         try:
@@ -220,13 +262,38 @@ class Keyring:
 
     def unwrap_secret(self, purpose: str, binding: str, wrapped: bytes, root_key_version: int) -> bytes:
         """Reverse :meth:`wrap_secret`; raise :class:`KeyringError` on any failure.  Not cached."""
-        wrap_key = self._secret_keys.get(root_key_version)
+        wrap_key = self._secret_keys.get(root_key_version) or self._resolve(
+            root_key_version, self._secret_keys
+        )
         if wrap_key is None:
             raise KeyringError("unknown root key version")
         try:
             return unwrap(wrap_key, wrapped, _secret_aad(purpose, binding))
         except UnwrapError:
             raise KeyringError("secret cannot be unwrapped") from None
+
+    # --- tokens ----------------------------------------------------------------------------------
+    def seal_token(self, purpose: str, payload: bytes) -> bytes:
+        """Seal ``payload`` into an opaque, authentic token for ``purpose`` (e.g. ``"grant-token-v1"``).
+
+        Tokens are handed to callers and come back later, possibly after the root key was rotated, so
+        the sealing root-key version travels in the clear in front of the wrapped payload.
+        """
+        version = self._current_version
+        aad = _TOKEN_AAD_PREFIX + _lp(purpose)
+        return version.to_bytes(_VERSION_BYTES, "big") + wrap(self._token_keys[version], payload, aad)
+
+    def open_token(self, purpose: str, sealed: bytes) -> bytes:
+        """Reverse :meth:`seal_token`; raise :class:`KeyringError` for anything not sealed by us for
+        ``purpose`` (forged, altered, truncated, another purpose, unknown root-key version)."""
+        version = int.from_bytes(sealed[:_VERSION_BYTES], "big")
+        key = self._token_keys.get(version)
+        if key is None or len(sealed) <= _VERSION_BYTES:
+            raise KeyringError("token cannot be opened")
+        try:
+            return unwrap(key, sealed[_VERSION_BYTES:], _TOKEN_AAD_PREFIX + _lp(purpose))
+        except UnwrapError:
+            raise KeyringError("token cannot be opened") from None
 
     # --- derived sub-keys ------------------------------------------------------------------------
     def subkey(self, purpose: bytes) -> bytes:
@@ -243,3 +310,13 @@ class Keyring:
             with self._lock:
                 self._subkeys[purpose] = key
         return key
+
+    def identity_key(self) -> bytes:
+        """A 32-byte key for values that must stay stable for the deployment's life (imported-material
+        ids, kms-semantics.md section 5.3), derived from the OLDEST root-key version held.
+
+        Unlike :meth:`subkey`, it does not follow root-key rotation: a re-import must map the same bytes to
+        the same id years later. Root-key rotation must therefore keep version 1 loadable (or carry this
+        key forward) for as long as imported keys exist.
+        """
+        return derive_subkey(self._root_keys[min(self._root_keys)], _EXT_PURPOSE_PREFIX + b"material-id-v1")

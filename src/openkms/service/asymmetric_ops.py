@@ -14,7 +14,7 @@ from openkms import errors
 from openkms.crypto import asymmetric, kem
 from openkms.crypto.errors import InvalidCiphertextError, InvalidPublicKeyError
 from openkms.service.context import RequestContext
-from openkms.service.core import Core, Params, Result, reject_grant_tokens, reject_recipient
+from openkms.service.core import Core, Params, Result, reject_recipient
 from openkms.service.key_material import check_algorithm, key_pair, usable_key
 from openkms.service.keyspecs import ENCAPSULATE_DECAPSULATE, ENCRYPT_DECRYPT, KEY_AGREEMENT
 from openkms.storage.base import KeyRecord
@@ -74,7 +74,7 @@ class AsymmetricOps:
 
     def encrypt(self, ctx: RequestContext, p: Params) -> Result:
         key, algorithm = self._oaep_key(ctx, p["KeyId"], "Encrypt", p["EncryptionAlgorithm"])
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         _no_context(p)
         if p.get("DryRun"):
             self._check_size(key, algorithm, p["Plaintext"])
@@ -88,7 +88,7 @@ class AsymmetricOps:
         if p.get("KeyId") is None:
             raise errors.ValidationException(f"KeyId is required when the encryption algorithm is {name}.")
         key, algorithm = self._oaep_key(ctx, p["KeyId"], "Decrypt", name)
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         _no_context(p)
         if "IGNORE_CIPHERTEXT" in p.get("DryRunModifiers", ()):
             if not p.get("DryRun"):
@@ -141,7 +141,7 @@ class AsymmetricOps:
             )
         else:
             destination = symmetric._encrypt_key(ctx, p["DestinationKeyId"], "ReEncrypt", destination_name)
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         if p.get("DryRun"):
             raise errors.dry_run()
         result: Result = {
@@ -166,7 +166,7 @@ class AsymmetricOps:
         key = usable_key(self.core, ctx, p["KeyId"], "DeriveSharedSecret", KEY_AGREEMENT)
         check_algorithm(key, p["KeyAgreementAlgorithm"])
         reject_recipient(p)
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         try:
             secret = asymmetric.derive_shared_secret(key_pair(self.core, key), p["PublicKey"])
         except InvalidPublicKeyError:
@@ -184,7 +184,7 @@ class AsymmetricOps:
     def _kem_key(self, ctx: RequestContext, p: Params, operation: str) -> KeyRecord:
         key = usable_key(self.core, ctx, p["KeyId"], operation, ENCAPSULATE_DECAPSULATE)
         check_algorithm(key, p["EncapsulationAlgorithm"])
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         return key
 
     def encapsulate(self, ctx: RequestContext, p: Params) -> Result:

@@ -23,3 +23,6 @@ class RequestContext:
     # Key ARNs this request resolved, in order (may repeat): the audit event's ``resources``. Filled by
     # ``Core.resolve`` (and by Decrypt for the key named in the ciphertext).
     resources: list[str] = field(default_factory=list)
+    # The audit event's ``additionalEventData`` set by a handler (RetireGrant by token: the grant id).
+    # Only values that are safe to log go here; never tokens, secrets or payloads.
+    additional_event_data: dict[str, str] = field(default_factory=dict)

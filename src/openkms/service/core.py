@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from openkms import errors
@@ -13,6 +14,7 @@ from openkms.identifiers import alias_arn, key_arn, parse_key_ref
 from openkms.keyring.keyring import Keyring
 from openkms.service.context import RequestContext
 from openkms.service.directory import Directory
+from openkms.service.grant_tokens import GrantTokens
 from openkms.service.key_pairs import KeyPairCache
 from openkms.storage.base import KeyRecord, MaterialRecord, Store, Tx
 
@@ -68,6 +70,19 @@ class Core:
             raise errors.NotFoundException(f"Key '{arn}' does not exist")
         return key
 
+    # --- grant tokens ------------------------------------------------------------------------------
+    @cached_property
+    def grant_tokens(self) -> GrantTokens:
+        return GrantTokens(self.keyring, self.directory)
+
+    def check_grant_tokens(self, params: Params) -> None:
+        """``GrantTokens`` (<= 10, counted by the model): each must be authentic and name a grant that
+        still exists, or the request fails with InvalidGrantTokenException (section 5.9). Permissions come
+        from the stored grants, never from a token."""
+        tokens = params.get("GrantTokens")
+        if tokens:
+            self.grant_tokens.verify(tokens)
+
     # --- materials ---------------------------------------------------------------------------------
     def material(self, key: KeyRecord, material_id: str) -> MaterialRecord | None:
         return self.directory.materials(key.account, key.key_id).get(material_id)
@@ -121,9 +136,3 @@ def reject_recipient(params: Params) -> None:
         raise errors.UnsupportedOperationException(
             "The Recipient parameter (attested enclave requests) is not supported by openkms yet."
         )
-
-
-def reject_grant_tokens(params: Params) -> None:
-    """No grants exist yet, so no grant token can be authentic (grants arrive with authorization)."""
-    if params.get("GrantTokens"):
-        raise errors.InvalidGrantTokenException("The grant token is invalid.")

@@ -25,7 +25,6 @@ from openkms.service.core import (
     Core,
     Params,
     Result,
-    reject_grant_tokens,
     reject_recipient,
 )
 from openkms.service.keyspecs import ENCRYPT_DECRYPT
@@ -140,7 +139,7 @@ class CryptoOps:
         if is_asymmetric(algorithm):
             return self.asymmetric.encrypt(ctx, p)
         key = self._encrypt_key(ctx, p["KeyId"], "Encrypt", algorithm)
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         context = encoded_context(p.get("EncryptionContext"))
         if p.get("DryRun"):
             raise errors.dry_run()
@@ -157,7 +156,7 @@ class CryptoOps:
         key, header = self._open(
             ctx, p["CiphertextBlob"], context, p.get("KeyId"), "Decrypt", p.get("EncryptionAlgorithm")
         )
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         opened = self._decrypt(key, header, p["CiphertextBlob"], context)
         if p.get("DryRun"):
             raise errors.dry_run()
@@ -191,7 +190,7 @@ class CryptoOps:
         destination = self._encrypt_key(
             ctx, p["DestinationKeyId"], "ReEncrypt", p.get("DestinationEncryptionAlgorithm")
         )
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         opened = self._decrypt(source, header, p["CiphertextBlob"], source_context)
         if p.get("DryRun"):
             raise errors.dry_run()
@@ -215,7 +214,7 @@ class CryptoOps:
 
     def _data_key(self, ctx: RequestContext, p: Params, operation: str, *, with_plaintext: bool) -> Result:
         key = self._encrypt_key(ctx, p["KeyId"], operation, None)
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         size = _data_key_size(p)
         context = encoded_context(p.get("EncryptionContext"))
         if p.get("DryRun"):

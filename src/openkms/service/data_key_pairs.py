@@ -11,7 +11,7 @@ from __future__ import annotations
 from openkms import errors
 from openkms.crypto import asymmetric
 from openkms.service.context import RequestContext
-from openkms.service.core import Params, Result, reject_grant_tokens, reject_recipient
+from openkms.service.core import Params, Result, reject_recipient
 from openkms.service.crypto_ops import CryptoOps, encoded_context
 from openkms.service.regions import check_spec_region
 
@@ -30,7 +30,7 @@ class DataKeyPairs:
 
     def _pair(self, ctx: RequestContext, p: Params, operation: str, *, with_plaintext: bool) -> Result:
         key = self.crypto._encrypt_key(ctx, p["KeyId"], operation, None)
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         spec = p["KeyPairSpec"]
         check_spec_region(spec, ctx.region)
         context = encoded_context(p.get("EncryptionContext"))

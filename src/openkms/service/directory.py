@@ -8,6 +8,10 @@ on two rules:
 * any change to an existing row bumps the shared generation after its transaction commits, and a
   value read from the database is cached only if the generation did not move during the read (otherwise
   a reader could re-insert a value that was stale before the writer's bump).
+
+Grants are the exception to the first rule: a key's grant list is cached even when empty (every
+Encrypt consults it), which is sound because every grant write -- create, retire, revoke, key deletion
+-- goes through ``Core.changing()`` and so bumps the generation.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from __future__ import annotations
 import threading
 from typing import TypeVar
 
+from openkms.authz.model import Grant
+from openkms.identifiers import key_arn
 from openkms.service.generation import LocalGeneration
+from openkms.service.grant_rules import to_grant
 from openkms.storage.base import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord, Store
 
 K = TypeVar("K")
@@ -24,8 +31,9 @@ _MAX_ENTRIES = 100_000
 
 
 class Directory:
-    def __init__(self, store: Store, generation: LocalGeneration) -> None:
+    def __init__(self, store: Store, generation: LocalGeneration, partition: str = "aws") -> None:
         self._store = store
+        self._partition = partition
         self._generation = generation
         self._seen = generation.current()
         self._lock = threading.Lock()
@@ -33,6 +41,7 @@ class Directory:
         self._aliases: dict[tuple[str, str, str], AliasRecord] = {}
         self._materials: dict[tuple[str, str], dict[str, MaterialRecord]] = {}
         self._access_keys: dict[str, AccessKeyRecord] = {}
+        self._grants: dict[tuple[str, str, str], tuple[Grant, ...]] = {}
 
     def _refresh(self) -> int:
         current = self._generation.current()
@@ -42,6 +51,7 @@ class Directory:
                 self._aliases.clear()
                 self._materials.clear()
                 self._access_keys.clear()
+                self._grants.clear()
                 self._seen = current
         return current
 
@@ -91,11 +101,27 @@ class Directory:
             self._remember(self._access_keys, access_key_id, found, generation)
         return found
 
+    def grants(self, account: str, region: str, key_id: str) -> tuple[Grant, ...]:
+        """The grants of a key, as the evaluator sees them (cached even when empty, see above)."""
+        generation = self._refresh()
+        cache_key = (account, region, key_id)
+        found = self._grants.get(cache_key)
+        if found is None:
+            with self._store.read() as tx:
+                records = tx.list_grants(account, region, key_id)
+            arn = key_arn(self._partition, region, account, key_id)
+            found = tuple(to_grant(r, arn) for r in records)
+            if self._generation.current() == generation:
+                if len(self._grants) >= _MAX_ENTRIES:
+                    self._grants.clear()
+                self._grants[cache_key] = found
+        return found
+
     @property
     def generation(self) -> LocalGeneration:
         return self._generation
 
     def changed(self) -> None:
-        """Call after committing a change to an existing key, alias, material or credential."""
+        """Call after committing a change to an existing key, alias, material, credential or grant."""
         self._generation.bump()
         self._refresh()

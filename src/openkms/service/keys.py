@@ -9,7 +9,8 @@ from openkms import errors
 from openkms.crypto.symmetric import new_material_id
 from openkms.identifiers import new_key_id
 from openkms.service.context import RequestContext
-from openkms.service.core import Core, Params, Result, reject_grant_tokens
+from openkms.service.core import Core, Params, Result
+from openkms.service.imports import IMPORTABLE_SPECS, import_metadata
 from openkms.service.key_material import new_material
 from openkms.service.keyspecs import ALGORITHM_LIST_MEMBER, SPECS, SUPPORTED_SPECS
 from openkms.service.keystate import StateRule, check_state
@@ -52,6 +53,8 @@ class Keys:
         md[ALGORITHM_LIST_MEMBER[key.key_usage]] = list(spec.usages[key.key_usage])
         if key.current_material_id is not None and key.key_spec == "SYMMETRIC_DEFAULT":
             md["CurrentKeyMaterialId"] = key.current_material_id
+        if key.origin == "EXTERNAL":
+            md.update(import_metadata(self.core, key))
         return md
 
     # --- CreateKey -------------------------------------------------------------------------------------
@@ -81,9 +84,9 @@ class Keys:
             raise errors.UnsupportedOperationException(
                 f"KeySpec {spec} is not supported by this openkms release."
             )
-        if origin != "AWS_KMS":
+        if origin == "EXTERNAL" and spec not in IMPORTABLE_SPECS:
             raise errors.UnsupportedOperationException(
-                f"Origin {origin} is not supported by this openkms release."
+                f"KeySpec {spec} does not support Origin EXTERNAL (imported key material)."
             )
         if p.get("MultiRegion"):
             raise errors.UnsupportedOperationException(
@@ -97,11 +100,8 @@ class Keys:
         tags = parse_tags(p.get("Tags", []))
 
         key_id = new_key_id()
-        material_id = new_material_id().hex()
-        secret, public_key = new_material(spec)  # RSA: up to seconds (CreateKey runs on a thread)
-        ekt, root_version = self.core.keyring.wrap_material(
-            ctx.caller.account, key_id, material_id, spec, secret
-        )
+        external = origin == "EXTERNAL"  # no material until ImportKeyMaterial (service/imports.py)
+        material_id = None if external else new_material_id().hex()
         key = KeyRecord(
             account=ctx.caller.account,
             region=ctx.region,
@@ -112,20 +112,26 @@ class Keys:
             key_usage=usage,
             origin=origin,
             key_manager="CUSTOMER",
-            state=KeyState.ENABLED,
+            state=KeyState.PENDING_IMPORT if external else KeyState.ENABLED,
             policy=policy,
             current_material_id=material_id,
         )
-        material = MaterialRecord(
-            account=key.account,
-            key_id=key_id,
-            material_id=material_id,
-            ekt=ekt,
-            root_key_version=root_version,
-            state=MaterialState.CURRENT,
-            created_at=ctx.now,
-            public_key=public_key,
-        )
+        material = None
+        if material_id is not None:
+            secret, public_key = new_material(spec)  # RSA: up to seconds (CreateKey runs on a thread)
+            ekt, root_version = self.core.keyring.wrap_material(
+                ctx.caller.account, key_id, material_id, spec, secret
+            )
+            material = MaterialRecord(
+                account=key.account,
+                key_id=key_id,
+                material_id=material_id,
+                ekt=ekt,
+                root_key_version=root_version,
+                state=MaterialState.CURRENT,
+                created_at=ctx.now,
+                public_key=public_key,
+            )
         # The quota is checked in a read transaction, outside the database write lock, so concurrent
         # CreateKey calls do not queue behind a count; a burst may overshoot the quota by a few keys.
         with self.core.store.read() as tx:
@@ -135,14 +141,15 @@ class Keys:
                 )
         with self.core.store.tx() as tx:
             tx.insert_key(key)
-            tx.insert_material(material)
+            if material is not None:
+                tx.insert_material(material)
             if tags:
                 tx.put_tags(key.account, key.region, key_id, tags)
         return {"KeyMetadata": self.metadata(key)}
 
     # --- reads -----------------------------------------------------------------------------------------
     def describe_key(self, ctx: RequestContext, p: Params) -> Result:
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=True, action="DescribeKey")
         return {"KeyMetadata": self.metadata(key)}
 

@@ -45,6 +45,10 @@ class StateRule(enum.Enum):
     ROTATION_SETTING = "rotation_setting"  # EnableKeyRotation, DisableKeyRotation
     ROTATION_STATUS = "rotation_status"
     ROTATE_ON_DEMAND = "rotate_on_demand"
+    IMPORT_PARAMETERS = "import_parameters"  # GetParametersForImport (EXTERNAL keys; origin checked first)
+    IMPORT_MATERIAL = "import_material"  # ImportKeyMaterial
+    DELETE_IMPORTED = "delete_imported"  # DeleteImportedKeyMaterial
+    CREATE_GRANT = "create_grant"
 
 
 _MATRIX: dict[StateRule, dict[KeyState, Callable[[str], errors.KMSError]]] = {
@@ -84,6 +88,27 @@ _MATRIX: dict[StateRule, dict[KeyState, Callable[[str], errors.KMSError]]] = {
         S.PENDING_IMPORT: _PI,
         S.CREATING: _CR,
         S.UPDATING: _UPD,
+    },
+    StateRule.IMPORT_PARAMETERS: {
+        S.PENDING_DELETION: _PD,
+        S.PENDING_REPLICA_DELETION: _PD,
+        S.UNAVAILABLE: _unsupported,
+        S.CREATING: _CR,
+        S.UPDATING: _UPD,
+    },
+    StateRule.IMPORT_MATERIAL: {
+        S.PENDING_DELETION: _PD,
+        S.PENDING_REPLICA_DELETION: _PD,
+        S.UNAVAILABLE: _unsupported,
+        S.CREATING: _CR,
+    },
+    StateRule.DELETE_IMPORTED: {S.CREATING: _CR, S.UPDATING: _UPD},
+    StateRule.CREATE_GRANT: {
+        S.DISABLED: _disabled,
+        S.PENDING_DELETION: _PD,
+        S.PENDING_REPLICA_DELETION: _PD,
+        S.PENDING_IMPORT: _PI,
+        S.CREATING: _CR,
     },
 }
 

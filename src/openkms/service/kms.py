@@ -14,6 +14,8 @@ from openkms.service.core import Core, Handler
 from openkms.service.credentials import Credentials
 from openkms.service.crypto_ops import CryptoOps
 from openkms.service.data_key_pairs import DataKeyPairs
+from openkms.service.grants import Grants
+from openkms.service.imports import Imports
 from openkms.service.key_usage import KeyUsage, KeyUsageSource
 from openkms.service.keys import Keys
 from openkms.service.mac_ops import MacOps
@@ -77,6 +79,15 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "RotateKeyOnDemand": ("rotation", "rotate_key_on_demand", False),
     "ListKeyRotations": ("rotation", "list_key_rotations", False),
     "GetKeyLastUsage": ("key_usage", "get_key_last_usage", False),  # reads the audit log
+    # RSA wrapping key generation takes up to seconds: on a thread
+    "GetParametersForImport": ("imports", "get_parameters_for_import", False),
+    "ImportKeyMaterial": ("imports", "import_key_material", False),
+    "DeleteImportedKeyMaterial": ("imports", "delete_imported_key_material", False),
+    "CreateGrant": ("grants", "create_grant", False),
+    "ListGrants": ("grants", "list_grants", False),
+    "ListRetirableGrants": ("grants", "list_retirable_grants", False),
+    "RetireGrant": ("grants", "retire_grant", False),
+    "RevokeGrant": ("grants", "revoke_grant", False),
 }
 SUPPORTED_OPERATIONS = frozenset(_TABLE)
 
@@ -95,7 +106,9 @@ class KmsService:
         self.tags = Tags(core, markers)
         self.rotation = Rotation(core, markers)
         self.credentials = Credentials(core)
+        self.grants = Grants(core, markers)  # also the authorization layer's GrantSource
         self.key_usage = KeyUsage(core, key_usage)
+        self.imports = Imports(core)
         self.operations: dict[str, Operation] = {
             name: Operation(getattr(getattr(self, component), method), inline)
             for name, (component, method, inline) in _TABLE.items()
@@ -105,13 +118,18 @@ class KmsService:
         self, now: float, on_event: Callable[[str, KeyRecord], None] | None = None
     ) -> dict[str, int]:
         """One pass of the background work; safe to call from several nodes (each step re-checks).
-        ``on_event("RotateKey" | "DeleteKey", key)`` is called for each action taken (the audit log)."""
+        ``on_event("RotateKey" | "DeleteKey" | "DeleteExpiredKeyMaterial", key)`` is called for each action
+        taken (the audit log)."""
         rotated = self.rotation.rotate_due_keys(now)
         if on_event is not None:
             for key in rotated:
                 on_event("RotateKey", key)
+        expired = self.imports.expire_due_materials(now)
+        if on_event is not None:
+            for key in expired:
+                on_event("DeleteExpiredKeyMaterial", key)
         deleted = self.keys.delete_due_keys(now)
         if on_event is not None:
             for key in deleted:
                 on_event("DeleteKey", key)
-        return {"rotated": len(rotated), "deleted": len(deleted)}
+        return {"rotated": len(rotated), "deleted": len(deleted), "expired": len(expired)}

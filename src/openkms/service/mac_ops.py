@@ -10,7 +10,7 @@ from openkms import errors
 from openkms.crypto import mac
 from openkms.crypto.errors import InvalidMacError
 from openkms.service.context import RequestContext
-from openkms.service.core import Core, Params, Result, reject_grant_tokens
+from openkms.service.core import Core, Params, Result
 from openkms.service.key_material import check_algorithm, secret_bytes, usable_key
 from openkms.service.keyspecs import GENERATE_VERIFY_MAC
 from openkms.storage.base import KeyRecord
@@ -25,7 +25,7 @@ class MacOps:
     def _prepare(self, ctx: RequestContext, p: Params, operation: str) -> tuple[KeyRecord, mac.MacAlgorithm]:
         key = usable_key(self.core, ctx, p["KeyId"], operation, GENERATE_VERIFY_MAC)
         check_algorithm(key, p["MacAlgorithm"])
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         return key, _ALGORITHMS[p["MacAlgorithm"]]
 
     def generate_mac(self, ctx: RequestContext, p: Params) -> Result:

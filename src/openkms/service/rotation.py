@@ -7,6 +7,8 @@ ciphertext ever produced keeps decrypting.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from openkms import errors
 from openkms.crypto.symmetric import generate_symmetric_material, new_material_id
 from openkms.service.context import RequestContext
@@ -78,7 +80,7 @@ class Rotation:
         check_state(StateRule.ROTATE_ON_DEMAND, key.state, arn)
         if key.key_spec != "SYMMETRIC_DEFAULT":
             raise errors.UnsupportedOperationException("")
-        if key.origin != "AWS_KMS":
+        if key.origin not in ("AWS_KMS", "EXTERNAL"):
             raise errors.UnsupportedOperationException(
                 f"{arn} origin is {key.origin} which is not valid for this operation."
             )
@@ -98,10 +100,34 @@ class Rotation:
                 raise errors.ConflictException(
                     f"An automatic rotation of {arn} is in progress or due within 20 minutes."
                 )
-            self._add_material(
-                tx, current, ctx.now, "ON_DEMAND", on_demand_rotations=current.on_demand_rotations + 1
-            )
+            count = current.on_demand_rotations + 1
+            if current.origin == "EXTERNAL":
+                self._promote_imported(tx, current, ctx.now, on_demand_rotations=count)
+            else:
+                self._add_material(tx, current, ctx.now, "ON_DEMAND", on_demand_rotations=count)
         return {"KeyId": arn}
+
+    def _promote_imported(self, tx: Tx, key: KeyRecord, now: float, **changes: object) -> None:
+        """On-demand rotation of an EXTERNAL key: the material staged by ImportKeyMaterial (ImportType
+        NEW_KEY_MATERIAL, state PENDING_ROTATION) becomes current (kms-semantics.md section 7.3)."""
+        staged = next(
+            (
+                m
+                for m in tx.list_materials(key.account, key.key_id)
+                if m.state is MaterialState.PENDING_ROTATION and m.ekt is not None
+            ),
+            None,
+        )
+        if staged is None:
+            raise errors.KMSInvalidStateException(
+                f"No available key material pending rotation for the key: {self.core.arn(key)}."
+            )
+        if key.current_material_id is not None:
+            tx.set_material_state(key.account, key.key_id, key.current_material_id, MaterialState.NON_CURRENT)
+        tx.replace_material(
+            replace(staged, state=MaterialState.CURRENT, rotation_type="ON_DEMAND", rotation_date=now)
+        )
+        self.core.update_key(tx, key, current_material_id=staged.material_id, **changes)
 
     def list_key_rotations(self, ctx: RequestContext, p: Params) -> Result:
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="ListKeyRotations")
@@ -126,6 +152,14 @@ class Rotation:
             if m.rotation_type is not None:
                 entry["RotationType"] = m.rotation_type
                 entry["RotationDate"] = m.rotation_date
+            if m.import_state is not None:
+                entry["ImportState"] = m.import_state
+                if m.expiration_model is not None:
+                    entry["ExpirationModel"] = m.expiration_model
+                if m.valid_to is not None:
+                    entry["ValidTo"] = m.valid_to
+                if m.description is not None:
+                    entry["KeyMaterialDescription"] = m.description
             rotations.append(entry)
         result: Result = {"Rotations": rotations, "Truncated": more}
         if more:

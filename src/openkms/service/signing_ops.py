@@ -11,7 +11,7 @@ from openkms import errors
 from openkms.crypto import signing
 from openkms.crypto.errors import InvalidSignatureError
 from openkms.service.context import RequestContext
-from openkms.service.core import Core, Params, Result, reject_grant_tokens
+from openkms.service.core import Core, Params, Result
 from openkms.service.key_material import check_algorithm, key_pair, usable_key
 from openkms.service.keyspecs import ALGORITHM_LIST_MEMBER, SIGN_VERIFY, SPECS
 from openkms.service.keystate import StateRule, check_state
@@ -34,7 +34,7 @@ class SigningOps:
         algorithm = _ALGORITHMS.get(name)
         if algorithm is None:  # SM2DSA: SM2 keys cannot be created (docs/compatibility.md)
             raise errors.UnsupportedOperationException(f"Signing algorithm {name} is not supported.")
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         message_type = _MESSAGE_TYPES[p.get("MessageType", "RAW")]
         if message_type not in signing.MESSAGE_TYPES[algorithm]:
             # [unverified] wording: AWS documents the rule (for example ED25519_PH_SHA_512 requires DIGEST),
@@ -73,7 +73,7 @@ class SigningOps:
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=True, action="GetPublicKey")
         arn = self.core.arn(key)
         check_state(StateRule.CRYPTO, key.state, arn)
-        reject_grant_tokens(p)
+        self.core.check_grant_tokens(p)
         material = self.core.material(key, key.current_material_id) if key.current_material_id else None
         if material is None or material.public_key is None:
             # [unverified] wording; AWS answers UnsupportedOperationException for keys without a public key.

@@ -89,6 +89,11 @@ class MaterialRecord:
     rotation_type: str | None = None  # None (initial), "AUTOMATIC" or "ON_DEMAND"
     rotation_date: float | None = None
     public_key: bytes | None = None  # DER SubjectPublicKeyInfo for asymmetric keys
+    # imported key material (Origin EXTERNAL) only; None for generated material
+    import_state: str | None = None  # "IMPORTED" or "PENDING_IMPORT" (deleted or expired)
+    expiration_model: str | None = None  # KEY_MATERIAL_EXPIRES / KEY_MATERIAL_DOES_NOT_EXPIRE while imported
+    valid_to: float | None = None  # expiry of the current import (KEY_MATERIAL_EXPIRES)
+    description: str | None = None  # KeyMaterialDescription
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,28 @@ class RootKeyRecord:
     created_at: float
 
 
+# --- grants -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """A grant on a key (kms-semantics.md section 6.8). ``grant_id`` (64 hex) is unique store-wide."""
+
+    grant_id: str
+    account: str  # the key's account, Region and id
+    region: str
+    key_id: str
+    name: str  # "" when the grant has no name
+    created_at: float
+    issuing_account: str  # account id of the principal that created the grant
+    operations: tuple[str, ...]  # grant operation names, in request order
+    grantee_principal: str | None = None  # exactly one of the two grantee forms is set
+    grantee_service_principal: str | None = None
+    retiring_principal: str | None = None  # at most one of the two retiring forms is set
+    retiring_service_principal: str | None = None
+    constraints: str | None = None  # canonical JSON of the GrantConstraints structure
+
+
 class Tx(Protocol):
     """Repositories bound to one open transaction."""
 
@@ -135,7 +162,7 @@ class Tx(Protocol):
     def insert_key(self, key: KeyRecord) -> None: ...
     def update_key(self, key: KeyRecord, expected_version: int) -> KeyRecord: ...
     def delete_key(self, account: str, region: str, key_id: str) -> None:
-        """Remove the key with its materials, aliases and tags."""
+        """Remove the key with its materials, aliases, tags and grants."""
 
     def list_keys(self, account: str, region: str, after_key_id: str | None, limit: int) -> list[KeyRecord]:
         """Keys ordered by key_id, strictly after ``after_key_id`` when given."""
@@ -157,6 +184,14 @@ class Tx(Protocol):
     def set_material_state(
         self, account: str, key_id: str, material_id: str, state: MaterialState
     ) -> None: ...
+
+    # imported key material
+    def replace_material(self, material: MaterialRecord) -> None:
+        """Overwrite every non-key column of an existing material (ekt, state, import fields, ...)."""
+
+    def materials_due_for_expiry(self, now: float, limit: int) -> list[tuple[KeyRecord, MaterialRecord]]:
+        """Imported materials that still have an ``ekt`` and whose ``valid_to <= now``, any account, each
+        with the key it belongs to (every Region's key of that account and key id)."""
 
     # aliases
     def get_alias(self, account: str, region: str, name: str) -> AliasRecord | None: ...
@@ -188,6 +223,39 @@ class Tx(Protocol):
     def latest_root_key(self) -> RootKeyRecord | None: ...
     def insert_root_key(self, record: RootKeyRecord) -> None: ...
 
+    # root key rotation
+    def list_root_keys(self) -> list[RootKeyRecord]:
+        """Every root-key version, oldest first."""
+
+    def replace_root_key(self, record: RootKeyRecord, expected_provider: str) -> None:
+        """Store ``record.provider`` and ``record.wrapped`` for ``record.version`` (a root-of-trust
+        migration re-wraps the same root key); ``ConflictError`` if the stored provider is not
+        ``expected_provider`` or the version does not exist."""
+
+    def count_wrapped_by_root_key(self) -> dict[int, int]:
+        """Number of stored secrets (materials with an EKT, access-key secrets, audit signing keys) per
+        root-key version."""
+
+    def materials_to_rewrap(self, below_version: int, limit: int) -> list[tuple[MaterialRecord, str]]:
+        """Up to ``limit`` materials with an EKT under a root-key version below ``below_version``, each
+        with its key's ``key_spec`` (part of the EKT's AAD)."""
+
+    def rewrap_material(self, material: MaterialRecord, ekt: bytes, root_key_version: int) -> bool:
+        """Replace the EKT of ``material`` if it still holds ``material.ekt`` under
+        ``material.root_key_version`` (compare-and-set); return whether it was replaced."""
+
+    def access_keys_to_rewrap(self, below_version: int, limit: int) -> list[AccessKeyRecord]: ...
+    def rewrap_access_key(self, record: AccessKeyRecord, wrapped: bytes, root_key_version: int) -> bool:
+        """Compare-and-set like :meth:`rewrap_material`."""
+
+    def signing_keys_to_rewrap(self, below_version: int, limit: int) -> list[tuple[str, bytes, int]]:
+        """Audit signing keys as (key_id, wrapped_seed, root_key_version) under older root keys."""
+
+    def rewrap_signing_key(
+        self, key_id: str, old_wrapped: bytes, old_version: int, wrapped: bytes, root_key_version: int
+    ) -> bool:
+        """Compare-and-set like :meth:`rewrap_material`."""
+
     # cluster coordination
     def try_acquire_lease(self, name: str, owner: str, now: float, ttl: float) -> bool:
         """Take or renew the named lease if it is free, expired, or already ours. Used so background jobs
@@ -198,10 +266,47 @@ class Tx(Protocol):
 
     def get_generation(self) -> int: ...
 
+    # grants
+    def insert_grant(self, grant: GrantRecord) -> None: ...
+    def get_grant(self, account: str, region: str, key_id: str, grant_id: str) -> GrantRecord | None: ...
+    def list_grants(
+        self,
+        account: str,
+        region: str,
+        key_id: str,
+        *,
+        grant_id: str | None = None,
+        grantee_principal: str | None = None,
+        grantee_service_principal: str | None = None,
+        name: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[GrantRecord]:
+        """Grants of one key ordered by grant_id, strictly after ``after_grant_id``; each given filter
+        must match exactly; ``limit=None`` returns all."""
+
+    def list_retirable_grants(
+        self,
+        region: str,
+        *,
+        retiring_principal: str | None = None,
+        retiring_service_principal: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int,
+    ) -> list[GrantRecord]:
+        """Grants in ``region`` of every account whose retiring principal is exactly the one given,
+        ordered by grant_id."""
+
+    def delete_grant(self, account: str, region: str, key_id: str, grant_id: str) -> bool:
+        """Remove one grant; False when it did not exist."""
+
+    def count_grants(self, account: str, region: str, key_id: str) -> int: ...
+
 
 class Store(Protocol):
     def tx(self) -> AbstractContextManager[Tx]:
         """Open a write transaction; commit on normal exit, roll back on exception."""
+
     def read(self) -> AbstractContextManager[Tx]:
         """Open a read-only transaction (a consistent snapshot that never waits for writers where the
         backend allows it). Writing through it is a contract violation."""

@@ -56,6 +56,7 @@ from openkms.storage.base import (
     AliasRecord,
     ConflictError,
     DuplicateError,
+    GrantRecord,
     KeyRecord,
     KeyState,
     MaterialRecord,
@@ -66,7 +67,9 @@ from openkms.storage.base import (
 from openkms.storage.tables import (
     access_keys,
     aliases,
+    audit_signing_keys,
     generation,
+    grants,
     keys,
     leases,
     materials,
@@ -297,6 +300,8 @@ _MATERIAL_STATE_INDEX: Final = _MATERIAL_FIELDS.index("state")
 _ALIAS_FIELDS: Final = tuple(f.name for f in fields(AliasRecord))
 _ACCESS_KEY_FIELDS: Final = tuple(f.name for f in fields(AccessKeyRecord))
 _ROOT_KEY_FIELDS: Final = tuple(f.name for f in fields(RootKeyRecord))
+_GRANT_FIELDS: Final = tuple(f.name for f in fields(GrantRecord))
+_GRANT_OPERATIONS_INDEX: Final = _GRANT_FIELDS.index("operations")
 
 
 class _Statements:
@@ -395,6 +400,20 @@ class _Statements:
             .where(_where(materials, "account", "key_id", "material_id"))
             .values(state=_p("state"))
         )
+        # imported key material
+        material_pk = ("account", "key_id", "material_id")
+        self.replace_material: Update = (
+            update(materials)
+            .where(_where(materials, *material_pk))
+            .values({n: _p(n) for n in _MATERIAL_FIELDS if n not in material_pk})
+        )
+        self.materials_due_for_expiry: Select[Any] = (
+            select(*key_cols, *material_cols)
+            .join(keys, and_(keys.c.account == materials.c.account, keys.c.key_id == materials.c.key_id))
+            .where(materials.c.valid_to <= _p("now"), materials.c.ekt.is_not(None))
+            .order_by(materials.c.valid_to, materials.c.account, materials.c.key_id)
+            .limit(limit)
+        )
 
         # aliases
         alias_cols = [aliases.c[n] for n in _ALIAS_FIELDS]
@@ -461,6 +480,34 @@ class _Statements:
         ).returning(generation.c.n)
         self.get_generation: Select[Any] = select(generation.c.n).where(generation.c.id == 1)
 
+        # grants
+        self.grant_cols = [grants.c[n] for n in _GRANT_FIELDS]
+        self.insert_grant = plain_insert(grants, _GRANT_FIELDS)
+        self.get_grant: Select[Any] = select(*self.grant_cols).where(_where(grants, "grant_id", *_KEY_PK))
+        self.delete_grant: Delete = delete(grants).where(_where(grants, "grant_id", *_KEY_PK))
+        self.delete_key_grants: Delete = delete(grants).where(_where(grants, *_KEY_PK))
+        self.count_grants: Select[Any] = (
+            select(func.count()).select_from(grants).where(_where(grants, *_KEY_PK))
+        )
+        # ListGrants / ListRetirableGrants: one statement per combination of filters, built on first use
+        self._grant_lists: dict[tuple[str, ...], Select[Any]] = {}
+        self._grant_lists_lock = threading.Lock()
+
+    def grant_list(self, names: tuple[str, ...], after: bool, limited: bool) -> Select[Any]:
+        """``SELECT`` grants where each named column equals its parameter, ordered by grant id."""
+        cache_key = (*names, "|after" if after else "", "|limit" if limited else "")
+        stmt = self._grant_lists.get(cache_key)
+        if stmt is None:
+            stmt = select(*self.grant_cols).where(_where(grants, *names))
+            if after:
+                stmt = stmt.where(grants.c.grant_id > _p("after"))
+            stmt = stmt.order_by(grants.c.grant_id)
+            if limited:
+                stmt = stmt.limit(bindparam("p_limit", type_=Integer))
+            with self._grant_lists_lock:
+                self._grant_lists[cache_key] = stmt
+        return stmt
+
 
 # ----------------------------------------------------------------------------------------------- rows
 
@@ -469,7 +516,7 @@ def _values(row: Row[Any]) -> list[Any]:
     return list(row)
 
 
-def _key_row(row: Row[Any]) -> KeyRecord:
+def _key_row(row: Sequence[Any]) -> KeyRecord:
     values = list(row)
     values[_KEY_STATE_INDEX] = KeyState(values[_KEY_STATE_INDEX])
     return KeyRecord(*values)
@@ -481,7 +528,7 @@ def _key_params(key: KeyRecord) -> dict[str, Any]:
     return params
 
 
-def _material_row(row: Row[Any]) -> MaterialRecord:
+def _material_row(row: Sequence[Any]) -> MaterialRecord:
     values = list(row)
     values[_MATERIAL_STATE_INDEX] = MaterialState(values[_MATERIAL_STATE_INDEX])
     return MaterialRecord(*values)
@@ -556,6 +603,7 @@ class SqlTx:
         self._run(self._q.delete_key, params)
         self._run(self._q.delete_key_aliases, params)
         self._run(self._q.delete_key_tags, params)
+        self._run(self._q.delete_key_grants, params)
         self._run(self._q.delete_orphan_materials, {"p_account": account, "p_key_id": key_id})
 
     def list_keys(self, account: str, region: str, after_key_id: str | None, limit: int) -> list[KeyRecord]:
@@ -606,6 +654,18 @@ class SqlTx:
             self._q.set_material_state,
             {"p_account": account, "p_key_id": key_id, "p_material_id": material_id, "p_state": state.value},
         )
+
+    # imported key material
+
+    def replace_material(self, material: MaterialRecord) -> None:
+        params = _params(material, _MATERIAL_FIELDS)
+        params["p_state"] = material.state.value
+        self._run(self._q.replace_material, params)
+
+    def materials_due_for_expiry(self, now: float, limit: int) -> list[tuple[KeyRecord, MaterialRecord]]:
+        rows = self._run(self._q.materials_due_for_expiry, {"p_now": now, "p_limit": limit})
+        n = len(_KEY_FIELDS)
+        return [(_key_row(row[:n]), _material_row(row[n:])) for row in rows]
 
     # aliases
 
@@ -724,6 +784,205 @@ class SqlTx:
     def get_generation(self) -> int:
         value = self._run(self._q.get_generation).scalar_one_or_none()
         return 0 if value is None else int(value)
+
+    # root key rotation (rare operator commands: statements are built per call)
+
+    def list_root_keys(self) -> list[RootKeyRecord]:
+        cols = [root_keys.c[n] for n in _ROOT_KEY_FIELDS]
+        return [RootKeyRecord(*_values(r)) for r in self._run(select(*cols).order_by(root_keys.c.version))]
+
+    def replace_root_key(self, record: RootKeyRecord, expected_provider: str) -> None:
+        stmt = (
+            update(root_keys)
+            .where(root_keys.c.version == record.version, root_keys.c.provider == expected_provider)
+            .values(provider=record.provider, wrapped=record.wrapped)
+        )
+        if self._run(stmt).rowcount != 1:
+            raise ConflictError(f"root key v{record.version} is not held by provider {expected_provider}")
+
+    def count_wrapped_by_root_key(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for table, secret in (
+            (materials, materials.c.ekt),
+            (access_keys, access_keys.c.wrapped_secret),
+            (audit_signing_keys, audit_signing_keys.c.wrapped_seed),
+        ):
+            version = table.c.root_key_version
+            stmt = select(version, func.count()).where(secret.is_not(None)).group_by(version)
+            for row in self._run(stmt):
+                v, n = _values(row)
+                counts[int(v)] = counts.get(int(v), 0) + int(n)
+        return counts
+
+    def materials_to_rewrap(self, below_version: int, limit: int) -> list[tuple[MaterialRecord, str]]:
+        # The key spec is the same in every Region of a multi-Region key: any key row will do.
+        spec = (
+            select(keys.c.key_spec)
+            .where(keys.c.account == materials.c.account, keys.c.key_id == materials.c.key_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(*[materials.c[n] for n in _MATERIAL_FIELDS], spec)
+            .where(materials.c.ekt.is_not(None), materials.c.root_key_version < below_version)
+            .order_by(materials.c.account, materials.c.key_id, materials.c.material_id)
+            .limit(limit)
+        )
+        out = []
+        for row in self._run(stmt):
+            values = list(row)
+            key_spec = values.pop()
+            if key_spec is not None:
+                values[_MATERIAL_STATE_INDEX] = MaterialState(values[_MATERIAL_STATE_INDEX])
+                out.append((MaterialRecord(*values), str(key_spec)))
+        return out
+
+    def rewrap_material(self, material: MaterialRecord, ekt: bytes, root_key_version: int) -> bool:
+        stmt = (
+            update(materials)
+            .where(
+                materials.c.account == material.account,
+                materials.c.key_id == material.key_id,
+                materials.c.material_id == material.material_id,
+                materials.c.root_key_version == material.root_key_version,
+                materials.c.ekt == material.ekt,
+            )
+            .values(ekt=ekt, root_key_version=root_key_version)
+        )
+        return bool(self._run(stmt).rowcount == 1)
+
+    def access_keys_to_rewrap(self, below_version: int, limit: int) -> list[AccessKeyRecord]:
+        stmt = (
+            select(*[access_keys.c[n] for n in _ACCESS_KEY_FIELDS])
+            .where(access_keys.c.root_key_version < below_version)
+            .order_by(access_keys.c.access_key_id)
+            .limit(limit)
+        )
+        return [AccessKeyRecord(*_values(r)) for r in self._run(stmt)]
+
+    def rewrap_access_key(self, record: AccessKeyRecord, wrapped: bytes, root_key_version: int) -> bool:
+        stmt = (
+            update(access_keys)
+            .where(
+                access_keys.c.access_key_id == record.access_key_id,
+                access_keys.c.root_key_version == record.root_key_version,
+                access_keys.c.wrapped_secret == record.wrapped_secret,
+            )
+            .values(wrapped_secret=wrapped, root_key_version=root_key_version)
+        )
+        return bool(self._run(stmt).rowcount == 1)
+
+    def signing_keys_to_rewrap(self, below_version: int, limit: int) -> list[tuple[str, bytes, int]]:
+        t = audit_signing_keys
+        stmt = (
+            select(t.c.key_id, t.c.wrapped_seed, t.c.root_key_version)
+            .where(t.c.root_key_version < below_version)
+            .order_by(t.c.key_id)
+            .limit(limit)
+        )
+        out: list[tuple[str, bytes, int]] = []
+        for row in self._run(stmt):
+            key_id, wrapped, version = _values(row)
+            out.append((str(key_id), bytes(wrapped), int(version)))
+        return out
+
+    def rewrap_signing_key(
+        self, key_id: str, old_wrapped: bytes, old_version: int, wrapped: bytes, root_key_version: int
+    ) -> bool:
+        t = audit_signing_keys
+        stmt = (
+            update(t)
+            .where(t.c.key_id == key_id, t.c.root_key_version == old_version, t.c.wrapped_seed == old_wrapped)
+            .values(wrapped_seed=wrapped, root_key_version=root_key_version)
+        )
+        return bool(self._run(stmt).rowcount == 1)
+
+
+    # grants
+
+    def insert_grant(self, grant: GrantRecord) -> None:
+        params = _params(grant, _GRANT_FIELDS)
+        params["p_operations"] = ",".join(grant.operations)
+        self._insert(self._q.insert_grant, params, f"grant {grant.grant_id}")
+
+    def get_grant(self, account: str, region: str, key_id: str, grant_id: str) -> GrantRecord | None:
+        params = {"p_account": account, "p_region": region, "p_key_id": key_id, "p_grant_id": grant_id}
+        row = self._run(self._q.get_grant, params).first()
+        return None if row is None else _grant_row(row)
+
+    def list_grants(
+        self,
+        account: str,
+        region: str,
+        key_id: str,
+        *,
+        grant_id: str | None = None,
+        grantee_principal: str | None = None,
+        grantee_service_principal: str | None = None,
+        name: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[GrantRecord]:
+        params: dict[str, Any] = {"p_account": account, "p_region": region, "p_key_id": key_id}
+        given = {
+            "grant_id": grant_id,
+            "grantee_principal": grantee_principal,
+            "grantee_service_principal": grantee_service_principal,
+            "name": name,
+        }
+        return self._list_grants(_KEY_PK, params, given, after_grant_id, limit)
+
+    def list_retirable_grants(
+        self,
+        region: str,
+        *,
+        retiring_principal: str | None = None,
+        retiring_service_principal: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int,
+    ) -> list[GrantRecord]:
+        given = {
+            "retiring_principal": retiring_principal,
+            "retiring_service_principal": retiring_service_principal,
+        }
+        if all(v is None for v in given.values()):
+            return []
+        return self._list_grants(("region",), {"p_region": region}, given, after_grant_id, limit)
+
+    def _list_grants(
+        self,
+        scope: tuple[str, ...],
+        params: dict[str, Any],
+        given: Mapping[str, str | None],
+        after: str | None,
+        limit: int | None,
+    ) -> list[GrantRecord]:
+        names = list(scope)
+        for column, value in given.items():
+            if value is not None:
+                names.append(column)
+                params[f"p_{column}"] = value
+        if after is not None:
+            params["p_after"] = after
+        if limit is not None:
+            params["p_limit"] = limit
+        stmt = self._q.grant_list(tuple(names), after is not None, limit is not None)
+        return [_grant_row(row) for row in self._run(stmt, params)]
+
+    def delete_grant(self, account: str, region: str, key_id: str, grant_id: str) -> bool:
+        params = {"p_account": account, "p_region": region, "p_key_id": key_id, "p_grant_id": grant_id}
+        return self._run(self._q.delete_grant, params).rowcount > 0
+
+    def count_grants(self, account: str, region: str, key_id: str) -> int:
+        params = {"p_account": account, "p_region": region, "p_key_id": key_id}
+        return int(self._run(self._q.count_grants, params).scalar_one())
+
+
+def _grant_row(row: Row[Any]) -> GrantRecord:
+    values = list(row)
+    raw = values[_GRANT_OPERATIONS_INDEX]
+    values[_GRANT_OPERATIONS_INDEX] = tuple(raw.split(",")) if raw else ()
+    return GrantRecord(*values)
 
 
 # --------------------------------------------------------------------------------------------- store

@@ -82,6 +82,12 @@ materials = Table(
     Column("rotation_type", String(32), nullable=True),
     Column("rotation_date", Double, nullable=True),
     Column("public_key", LargeBinary, nullable=True),
+    # imported key material (migration 0003)
+    Column("import_state", String(32), nullable=True),
+    Column("expiration_model", String(32), nullable=True),
+    Column("valid_to", Double, nullable=True),
+    Column("description", Text, nullable=True),
+    Index(None, "valid_to"),
 )
 
 aliases = Table(
@@ -212,4 +218,31 @@ audit_signing_keys = Table(
     Column("wrapped_seed", LargeBinary, nullable=False),
     Column("root_key_version", Integer, nullable=False),
     Column("created_at", Double, nullable=False),
+)
+
+# --- grants (openkms.service.grants) --------------------------------------------------------------------
+# One row per grant. Grant ids are 256 random bits, unique store-wide, so they alone are the primary key;
+# the key's (account, region, key_id) is indexed for ListGrants and the authorization cache, the
+# retiring principal for ListRetirableGrants (which spans accounts within a Region).
+PRINCIPAL = 256
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("account", String(ACCOUNT), nullable=False),
+    Column("region", String(REGION), nullable=False),
+    Column("key_id", String(KEY_ID), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("issuing_account", String(ACCOUNT), nullable=False),
+    Column("operations", Text, nullable=False),  # comma-separated grant operation names
+    Column("grantee_principal", String(PRINCIPAL), nullable=True),
+    Column("grantee_service_principal", String(PRINCIPAL), nullable=True),
+    Column("retiring_principal", String(PRINCIPAL), nullable=True),
+    Column("retiring_service_principal", String(PRINCIPAL), nullable=True),
+    Column("constraints", Text, nullable=True),  # canonical JSON of GrantConstraints
+    Index(None, "account", "region", "key_id"),
+    Index(None, "region", "retiring_principal"),
+    Index(None, "region", "retiring_service_principal"),
 )

@@ -190,9 +190,9 @@ def test_ecdh_rejects_foreign_keys() -> None:
     )
 
 
-_WYCHEPROOF_ECDH = json.loads(
-    (VECTORS.parent / "wycheproof" / "ecdh_secp256r1_subset.json").read_text()
-)["tests"]
+_WYCHEPROOF_ECDH = json.loads((VECTORS.parent / "wycheproof" / "ecdh_secp256r1_subset.json").read_text())[
+    "tests"
+]
 
 
 @pytest.mark.parametrize("case", _WYCHEPROOF_ECDH, ids=[f"tc{c['tcId']}" for c in _WYCHEPROOF_ECDH])

@@ -235,3 +235,29 @@ def test_constructor_validation() -> None:
 def test_generate_root_key() -> None:
     a, b = Keyring.generate_root_key(), Keyring.generate_root_key()
     assert len(a) == 32 and a != b
+
+
+def test_tokens_are_opaque_authentic_and_bound_to_purpose() -> None:
+    ring = make()
+    payload = b'{"g":"grant-id"}'
+    sealed = ring.seal_token("grant-token-v1", payload)
+    assert payload not in sealed
+    assert ring.open_token("grant-token-v1", sealed) == payload
+    assert sealed != ring.seal_token("grant-token-v1", payload)  # a fresh IV every time
+    # survives a root-key rotation: the sealing version travels with the token
+    assert (
+        Keyring({1: ROOT1, 2: ROOT2, 3: bytes(32)}, current_version=3).open_token("grant-token-v1", sealed)
+        == payload
+    )
+    with pytest.raises(KeyringError):
+        ring.open_token("import-token-v1", sealed)
+    for i in range(len(sealed)):
+        tampered = bytearray(sealed)
+        tampered[i] ^= 1
+        with pytest.raises(KeyringError):
+            ring.open_token("grant-token-v1", bytes(tampered))
+    for bad in (b"", b"\x00\x00\x00\x02", sealed[:-1], b"\x00\x00\x00\x09" + sealed[4:]):
+        with pytest.raises(KeyringError):
+            ring.open_token("grant-token-v1", bad)
+    with pytest.raises(KeyringError):  # another root key cannot open it
+        Keyring({2: ROOT1}, current_version=2).open_token("grant-token-v1", sealed)

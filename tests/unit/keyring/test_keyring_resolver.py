@@ -1,0 +1,53 @@
+"""Keyring: root-key versions fetched on demand (added by a rotation while the process runs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from openkms.keyring.keyring import Keyring, KeyringError
+
+V1, V2 = bytes([1]) * 32, bytes([2]) * 32
+ARGS = ("123456789012", "key", "a" * 64, "SYMMETRIC_DEFAULT")
+
+
+def test_unknown_version_is_fetched_and_becomes_current() -> None:
+    writer = Keyring({1: V1, 2: V2}, 2)
+    ekt, version = writer.wrap_material(*ARGS, b"material")
+    assert version == 2
+    asked: list[int] = []
+
+    def resolve(v: int) -> bytes | None:
+        asked.append(v)
+        return {1: V1, 2: V2}.get(v)
+
+    reader = Keyring({1: V1}, 1, resolver=resolve)
+    reader.subkey(b"marker")
+    assert reader.unwrap_material(*ARGS, ekt, 2) == b"material"
+    assert asked == [2] and reader.current_version == 2 and reader.versions == {1, 2}
+    assert reader.wrap_material(*ARGS, b"new")[1] == 2  # new values go under the new version
+    assert reader.subkey(b"marker") == writer.subkey(b"marker")  # sub-keys follow the current version
+    secret, _ = writer.wrap_secret("p", "b", b"s")
+    assert reader.unwrap_secret("p", "b", secret, 2) == b"s"
+    assert asked == [2]  # fetched once
+
+
+def test_missing_version_and_failing_resolver() -> None:
+    reader = Keyring({1: V1}, 1, resolver=lambda v: None)
+    with pytest.raises(KeyringError, match="unknown root key version"):
+        reader.unwrap_material(*ARGS, b"x" * 40, 3)
+    assert reader.current_version == 1
+
+    def broken(v: int) -> bytes | None:
+        raise RuntimeError("token gone")
+
+    failing = Keyring({1: V1}, 1, resolver=broken)
+    with pytest.raises(RuntimeError):
+        failing.unwrap_secret("p", "b", b"x" * 40, 2)
+    assert failing.versions == {1}
+
+
+def test_adopt_latest() -> None:
+    reader = Keyring({1: V1}, 1, resolver={2: V2}.get)
+    assert reader.adopt_latest(1) is True
+    assert reader.adopt_latest(2) is True and reader.current_version == 2
+    assert reader.adopt_latest(3) is False and reader.current_version == 2
