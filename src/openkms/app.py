@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,8 @@ from sqlalchemy import Engine
 
 from openkms.api.http import Handler, ServerLimits
 from openkms.api.protocol import KmsApi
+from openkms.api.sealed import SealedApi
+from openkms.api.server import WorkerControl
 from openkms.api.sigv4 import Credential as SigV4Credential
 from openkms.api.sigv4 import SigV4Verifier, VerifiedRequest
 from openkms.api.sts import SIGNING_NAME as STS_SIGNING_NAME
@@ -36,8 +38,12 @@ from openkms.audit.writer import AuditWriter, ServiceEvent
 from openkms.clock import Clock, SystemClock
 from openkms.config import Settings
 from openkms.keyring.keyring import Keyring
-from openkms.rootoftrust.base import RootOfTrust
+from openkms.rootoftrust.base import RootOfTrust, RootOfTrustError
+from openkms.rootoftrust.control import ControlServer
 from openkms.rootoftrust.file import FileRootOfTrust
+from openkms.rootoftrust.shamir import PROVIDER as SHAMIR
+from openkms.rootoftrust.shamir import ShamirParams, ShamirRootOfTrust
+from openkms.rootoftrust.unseal import Unsealer
 from openkms.service.context import Caller
 from openkms.service.core import Core
 from openkms.service.directory import Directory
@@ -63,6 +69,7 @@ class BootstrapCredential:
     access_key_id: str
     secret_access_key: str
     path: Path
+    shares: tuple[str, ...] = ()  # shamir only: the unseal key's shares, shown once and never stored
 
 
 def open_store(settings: Settings) -> SqlStore:
@@ -77,6 +84,11 @@ def root_of_trust(settings: Settings, *, create: bool = False) -> RootOfTrust:
     """The configured root-of-trust provider; ``create`` makes its key (key file, or key in the token)
     when it does not exist yet.  Raises ``RootOfTrustError`` with an operator-facing message."""
     rot = settings.root_of_trust
+    if rot.provider == SHAMIR:
+        raise RootOfTrustError(
+            "the shamir root of trust exists only in the memory of an unsealed 'openkms server' "
+            "(openkms operator unseal); this command cannot open it"
+        )
     if rot.provider == "pkcs11":
         from openkms.rootoftrust.pkcs11 import Pkcs11Config, Pkcs11RootOfTrust, pin_from_file, pin_value
 
@@ -91,9 +103,20 @@ def root_of_trust(settings: Settings, *, create: bool = False) -> RootOfTrust:
     return FileRootOfTrust.load(path)
 
 
-def initialize(settings: Settings, *, account: str = DEFAULT_ACCOUNT) -> BootstrapCredential | None:
+def initialize(
+    settings: Settings,
+    *,
+    account: str = DEFAULT_ACCOUNT,
+    shamir: tuple[int, int] | None = None,
+    deliver_shares: Callable[[Sequence[str]], None] | None = None,
+) -> BootstrapCredential | None:
     """Create the data directory, root key file, database and bootstrap credential. Idempotent: returns
-    None when the deployment is already initialized."""
+    None when the deployment is already initialized.
+
+    ``shamir=(N, T)`` protects the root key with a new unseal key split into N shares (threshold T)
+    instead of the key file; the shares are returned in the credential, once.  ``deliver_shares`` is
+    called with them before the root key is stored: if it raises (share files cannot be written),
+    nothing is initialized and no share is lost."""
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     upgrade_database(settings.database_url, schema=settings.storage.schema or None)
     store = open_store(settings)
@@ -101,11 +124,24 @@ def initialize(settings: Settings, *, account: str = DEFAULT_ACCOUNT) -> Bootstr
         with store.tx() as tx:
             if tx.latest_root_key() is not None:
                 return None
-        root = root_of_trust(settings, create=True)
+        shares: tuple[str, ...] = ()
+        root: RootOfTrust
+        if shamir is not None:
+            root, texts = ShamirRootOfTrust.create(*shamir)
+            shares = tuple(texts)
+            if deliver_shares is not None:
+                deliver_shares(shares)
+        elif settings.root_of_trust.provider == SHAMIR:
+            raise NotInitializedError(
+                f"{settings.data_dir} is not initialized; the shamir root of trust needs "
+                f"'openkms init --shamir N/T --data-dir {settings.data_dir}'"
+            )
+        else:
+            root = root_of_trust(settings, create=True)
         root_key = Keyring.generate_root_key()
         with store.tx() as tx:
             tx.insert_root_key(RootKeyRecord(1, root.name, root.wrap_root_key(root_key), SystemClock().now()))
-        service = build_service(settings, store=store)
+        service = build_service(settings, store=store, root=root)
         prepare_audit(settings, service.core.keyring)
         access_key_id, secret = service.credentials.create(account, user_name="root")
         path = settings.bootstrap_credentials_file
@@ -115,12 +151,14 @@ def initialize(settings: Settings, *, account: str = DEFAULT_ACCOUNT) -> Bootstr
                 "# openkms bootstrap admin credential (AWS shared-credentials format)\n"
                 f"[openkms]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}\n"
             )
-        return BootstrapCredential(account, access_key_id, secret, path)
+        return BootstrapCredential(account, access_key_id, secret, path, shares)
     finally:
         store.close()
 
 
-def load_keyring(settings: Settings, store: Store) -> Keyring:
+def load_keyring(settings: Settings, store: Store, root: RootOfTrust | None = None) -> Keyring:
+    """The root keys unwrapped by ``root`` (default: the configured provider; a shamir deployment needs
+    the unsealed root of trust of a running server, so offline commands cannot open it)."""
     with store.tx() as tx:
         latest = tx.latest_root_key()
         if latest is None:
@@ -128,14 +166,21 @@ def load_keyring(settings: Settings, store: Store) -> Keyring:
                 f"{settings.data_dir} is not initialized; run 'openkms init --data-dir {settings.data_dir}'"
             )
         records = [r for v in range(1, latest.version + 1) if (r := tx.get_root_key(v)) is not None]
-    root = root_of_trust(settings, create=False)
-    root_keys = {r.version: unwrap_root_key_record(root, r) for r in records}
+    if root is None:
+        if latest.provider == SHAMIR:
+            raise RootOfTrustError(
+                "the root key is protected by shamir shares: only an unsealed 'openkms server' holds it, "
+                "so this command cannot run offline"
+            )
+        root = root_of_trust(settings, create=False)
+    rot = root
+    root_keys = {r.version: unwrap_root_key_record(rot, r) for r in records}
 
     def resolve(version: int) -> bytes | None:
         # A root-key version added by a rotation after this process started (see Keyring._resolve).
         with store.read() as tx:
             record = tx.get_root_key(version)
-        return None if record is None else unwrap_root_key_record(root, record)
+        return None if record is None else unwrap_root_key_record(rot, record)
 
     return Keyring(
         root_keys, latest.version, cache_size=settings.kms.material_cache_size, resolver=resolve
@@ -148,12 +193,13 @@ def build_service(
     store: Store | None = None,
     clock: Clock | None = None,
     audit_reader: AuditReader | None = None,
+    root: RootOfTrust | None = None,
 ) -> KmsService:
     store = store or open_store(settings)
     generation = LocalGeneration(settings.data_dir / "generation")
     core = Core(
         store=store,
-        keyring=load_keyring(settings, store),
+        keyring=load_keyring(settings, store, root),
         directory=Directory(store, generation, settings.kms.partition),
         clock=clock or SystemClock(),
         partition=settings.kms.partition,
@@ -171,13 +217,58 @@ def service_access_keys(settings: Settings) -> dict[str, str]:
 
 
 def preflight(settings: Settings) -> None:
-    """Open the store and unwrap the root keys once, so a misconfigured node fails before serving."""
+    """Open the store and unwrap the root keys once, so a misconfigured node fails before serving (a
+    shamir deployment starts sealed: only its stored header is checked)."""
     store = open_store(settings)
     try:
-        load_keyring(settings, store)
+        if shamir_params(settings, store) is None:
+            load_keyring(settings, store)
     finally:
         store.close()
     tls_context(settings)
+
+
+# --- shamir: sealed start, unseal, seal (docs/adr/0002-unseal.md) ------------------------------------
+
+
+def _wrapped_root_keys(store: Store) -> list[bytes]:
+    with store.read() as tx:
+        latest = tx.latest_root_key()
+        if latest is None:
+            return []
+        records = [tx.get_root_key(v) for v in range(1, latest.version + 1)]
+    return [r.wrapped for r in records if r is not None]
+
+
+def shamir_params(settings: Settings, store: Store) -> ShamirParams | None:
+    """The split's public parameters when the latest root key is protected by shamir shares."""
+    with store.read() as tx:
+        latest = tx.latest_root_key()
+    if latest is None:
+        raise NotInitializedError(
+            f"{settings.data_dir} is not initialized; run 'openkms init --data-dir {settings.data_dir}'"
+        )
+    return ShamirParams.of_wrapped(latest.wrapped) if latest.provider == SHAMIR else None
+
+
+def make_unsealer(settings: Settings) -> Unsealer | None:
+    """The master's seal state for a shamir deployment (None for other providers)."""
+    store = open_store(settings)
+    try:
+        if shamir_params(settings, store) is None:
+            return None
+    finally:
+        store.close()
+
+    def read_wrapped() -> list[bytes]:
+        # a short-lived store: the control thread of the master, rarely used
+        reader = open_store(settings)
+        try:
+            return _wrapped_root_keys(reader)
+        finally:
+            reader.close()
+
+    return Unsealer(read_wrapped)
 
 
 def build_api(
@@ -217,7 +308,7 @@ def build_api(
     pid = os.getpid()  # which worker answered: lets operators and tests see connections spread
 
     def health() -> dict[str, Any]:
-        status: dict[str, Any] = {"status": "ok", "worker": pid}
+        status: dict[str, Any] = {"status": "ok", "sealed": False, "worker": pid}
         if audit is not None:
             status["audit"] = audit.stats()
         return status
@@ -319,45 +410,66 @@ def server_limits(settings: Settings) -> ServerLimits:
     )
 
 
-def make_handler_factory(settings: Settings) -> Callable[[], Handler]:
+def make_handler_factory(settings: Settings, unsealer: Unsealer | None = None) -> Callable[[], Handler]:
     def make() -> Handler:
+        root: RootOfTrust | None = None
+        if unsealer is not None:
+            # A worker is forked with the master's seal state as it is at that moment; seal and unseal
+            # replace every worker (WorkerControl.recycle), so this is decided once per process.
+            root = unsealer.root_of_trust()
+            if root is None:
+                pid = os.getpid()
+                return SealedApi(lambda: {"provider": SHAMIR, "worker": pid})
         engine = open_audit_engine(settings) if settings.audit.enabled else None
         reader = AuditReader(engine) if engine is not None and "database" in settings.audit.sinks else None
-        service = build_service(settings, audit_reader=reader)
+        service = build_service(settings, audit_reader=reader, root=root)
         parts = build_audit(settings, service.core.keyring, engine)
         return build_api(settings, service, parts.writer if parts else None, reader)
 
     return make
 
 
-def master_loop(settings: Settings) -> Callable[[threading.Event], None]:
+def master_loop(settings: Settings, unsealer: Unsealer | None = None) -> Callable[[threading.Event], None]:
     """The master process's background work.
 
     * Cache coherence across nodes: poll the database's change counter and bump this node's shared
       counter when another node changed something (workers of this node see their own changes at once).
     * Scheduled deletion and automatic rotation, run by whichever node holds the ``jobs`` lease, so they
-      happen once per cluster.
+      happen once per cluster.  A sealed node (shamir) runs no jobs and holds no keyring; sealing drops
+      the keyring and the audit writer of this loop at its next pass.
     """
     owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def run(stop: threading.Event) -> None:
-        service = build_service(settings)
-        store = service.core.store
+        store = open_store(settings)
 
         def read_generation() -> int:
             with store.tx() as tx:
                 return tx.get_generation()
 
-        poller = ClusterGenerationPoller(read_generation, service.core.directory.generation)
+        poller = ClusterGenerationPoller(read_generation, LocalGeneration(settings.data_dir / "generation"))
         threading.Thread(target=poller.run, args=(stop,), name="openkms-generation", daemon=True).start()
         if not settings.jobs.enabled:
             stop.wait()
             return
         interval = settings.jobs.interval_seconds
+        service: KmsService | None = None
         audit: AuditParts | None = None
+        root: RootOfTrust | None = None
         while not stop.wait(interval):
-            now = service.core.clock.now()
+            if unsealer is not None and unsealer.root_of_trust() is not root:
+                # sealed or unsealed since the last pass: forget everything built on the old state
+                if audit is not None:
+                    audit.writer.close()
+                if service is not None:
+                    service.core.keyring.clear()
+                service, audit, root = None, None, unsealer.root_of_trust()
+            if unsealer is not None and root is None:
+                continue  # sealed: no root key, no jobs (an unsealed node of the cluster takes the lease)
             try:
+                if service is None:
+                    service = build_service(settings, store=store, root=root)
+                now = service.core.clock.now()
                 with service.core.store.tx() as tx:
                     leader = tx.try_acquire_lease("jobs", owner, now, ttl=interval * 3)
                 if leader:
@@ -370,6 +482,32 @@ def master_loop(settings: Settings) -> Callable[[threading.Event], None]:
                     prune_audit(settings, audit, now)
             except Exception:
                 log.exception("background jobs failed; retrying in %.0f s", interval)
+
+    return run
+
+
+def seal_control_task(
+    settings: Settings,
+    unsealer: Unsealer,
+    control_socket: socket.socket,
+    workers: WorkerControl,
+    master_task: Callable[[threading.Event], None],
+) -> Callable[[threading.Event], None]:
+    """The master task of a shamir deployment: the operator control socket plus ``master_task``."""
+
+    def on_change() -> bool:
+        replaced = workers.recycle()
+        if not replaced:
+            log.warning("not every worker was replaced in time after a seal state change")
+        return replaced
+
+    server = ControlServer(control_socket, unsealer, on_change)
+
+    def run(stop: threading.Event) -> None:
+        control = threading.Thread(target=server.serve, args=(stop,), name="openkms-control", daemon=True)
+        control.start()
+        master_task(stop)
+        control.join(2.0)  # it removes the socket file on its way out
 
     return run
 

@@ -54,7 +54,7 @@ PKCS11_PIN_ENV = "OPENKMS_ROOT_OF_TRUST_PKCS11_PIN"
 
 @dataclass(frozen=True)
 class RootOfTrustSettings:
-    provider: str = "file"  # "file" or "pkcs11"
+    provider: str = "file"  # "file", "pkcs11", or "shamir" (made by `openkms init --shamir N/T`)
     key_file: str = ""  # empty: <data_dir>/root.key
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"  # Debian's softhsm2 path
     pkcs11_token_label: str = ""
@@ -275,8 +275,8 @@ def _check(s: Settings) -> None:
         raise bad("storage.sqlite_synchronous", "must be one of OFF, NORMAL, FULL, EXTRA")
     if s.storage.url and not s.storage.url.startswith(("sqlite:", "postgresql")):
         raise bad("storage.url", "only sqlite:/// and postgresql+psycopg:// URLs are supported")
-    if s.root_of_trust.provider not in ("file", "pkcs11"):
-        raise bad("root_of_trust.provider", "must be 'file' or 'pkcs11'")
+    if s.root_of_trust.provider not in ("file", "pkcs11", "shamir"):
+        raise bad("root_of_trust.provider", "must be 'file', 'pkcs11' or 'shamir'")
     if s.root_of_trust.provider == "pkcs11":
         _check_pkcs11(s.root_of_trust, bad)
     if s.kms.partition not in ("aws", "aws-cn", "aws-us-gov"):

@@ -18,6 +18,7 @@ from tests.support.softhsm import MODULE, USER_PIN, SoftHsm
 
 from openkms.rootoftrust import RootOfTrust, RootOfTrustError
 from openkms.rootoftrust.file import FileRootOfTrust
+from openkms.rootoftrust.shamir import ShamirRootOfTrust
 
 Pair = tuple[RootOfTrust, RootOfTrust]
 
@@ -58,10 +59,12 @@ def _pkcs11(tmp: Path, hsm: SoftHsm) -> Pair:
     return a, pkcs11_provider(hsm, "root-b", token=token)
 
 
-# name -> factory(tmp_path, request) ; the shamir provider adds itself here.
+# name -> factory(tmp_path, request)
 PROVIDERS: dict[str, Callable[[Path, pytest.FixtureRequest], Pair]] = {
     "file": lambda tmp, request: _file(tmp),
     "pkcs11": lambda tmp, request: _pkcs11(tmp, request.getfixturevalue("softhsm")),
+    # two independent splits (each with its own unseal key and cluster id)
+    "shamir": lambda tmp, request: (ShamirRootOfTrust.create(5, 3)[0], ShamirRootOfTrust.create(5, 3)[0]),
 }
 
 

@@ -14,6 +14,12 @@ thread of the master (for example the background-jobs runner) until ``stop_event
 The master blocks its signals and takes them with ``sigtimedwait`` (no handler races). Restarting a
 worker forks while the ``master_task`` thread runs: keep that thread's state fork-safe, since the
 child only calls ``make_handler`` and never touches it.
+
+``WorkerControl`` (seal and unseal, docs/adr/0002-unseal.md) asks the supervisor to replace every worker
+at once: the old ones get SIGTERM (graceful, as above), new ones are forked into the same slots and so
+accept from the same listening sockets, which the master keeps open: connections arriving during the
+swap wait in the accept queue instead of being refused. A master given a ``WorkerControl`` forks even
+for one worker.
 """
 
 from __future__ import annotations
@@ -39,7 +45,32 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 5.0  # seconds a worker waits for in-flight requests on SIGTERM
 _BACKLOG = 1024
 _DEFAULT_LIMITS = ServerLimits()
-_MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+_MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR1}
+
+
+class WorkerControl:
+    """Lets a thread of the master ask the supervisor to replace every worker (seal and unseal).
+
+    ``recycle`` stops the running workers gracefully (in-flight requests finish), forks new ones at once
+    -- they inherit the master's state as it is now -- and returns when every old worker has exited,
+    so from then on no process serves with the state from before.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[threading.Event] = []
+
+    def recycle(self, timeout: float = SHUTDOWN_TIMEOUT + 5.0) -> bool:
+        done = threading.Event()
+        with self._lock:
+            self._pending.append(done)
+        os.kill(os.getpid(), signal.SIGUSR1)  # wakes the supervisor's sigtimedwait
+        return done.wait(timeout)
+
+    def take(self) -> list[threading.Event]:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        return pending
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -146,8 +177,11 @@ def serve(
     ssl_context: ssl.SSLContext | None = None,
     on_listening: Callable[[str, int], None] | None = None,
     master_task: Callable[[threading.Event], None] | None = None,
+    worker_control: WorkerControl | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then return after a graceful shutdown. Call from the main thread."""
+    """Serve until SIGTERM or SIGINT, then return after a graceful shutdown. Call from the main thread.
+
+    With ``worker_control`` the workers are always forked (even one), so that they can be replaced."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     sockets = bind_sockets(host, port, workers)
@@ -156,7 +190,7 @@ def serve(
         if on_listening is not None:
             on_listening(host, sock.getsockname()[1])
         stop_event = threading.Event()
-        if workers == 1:
+        if workers == 1 and worker_control is None:
             thread = _start_master_task(master_task, stop_event)
             try:
                 _run_worker(sock, make_handler, limits, ssl_context, (signal.SIGTERM, signal.SIGINT))
@@ -165,7 +199,8 @@ def serve(
                 if thread is not None:
                     thread.join(SHUTDOWN_TIMEOUT)
         else:
-            _Supervisor(sockets, make_handler, limits, ssl_context).run(master_task, stop_event)
+            supervisor = _Supervisor(sockets, make_handler, limits, ssl_context, worker_control)
+            supervisor.run(master_task, stop_event)
     finally:
         for each in sockets:
             each.close()
@@ -198,8 +233,12 @@ class _Supervisor:
         make_handler: Callable[[], Handler],
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None,
+        control: WorkerControl | None = None,
     ) -> None:
         self._sockets = sockets  # slot -> its listening socket (the master keeps them for restarts)
+        self._control = control
+        self._retiring: dict[int, int] = {}  # pid -> slot of workers being replaced
+        self._recycled: list[threading.Event] = []  # set once every retiring worker has exited
         self._make_handler = make_handler
         self._limits = limits
         self._ssl_context = ssl_context
@@ -264,22 +303,45 @@ class _Supervisor:
                 return
             for slot in self._reap(expected=False):
                 self._schedule_restart(slot)
+            if self._control is not None:
+                self._recycle(self._control.take())
             now = time.monotonic()
             for slot, due in list(self._restart_at.items()):
                 if due <= now:
                     del self._restart_at[slot]
                     self._spawn(slot)
 
+    def _recycle(self, requests: list[threading.Event]) -> None:
+        if requests:
+            self._recycled.extend(requests)
+            for pid, slot in list(self._children.items()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                self._retiring[pid] = slot
+            self._children.clear()
+            self._restart_at.clear()
+            self._failures.clear()
+            for slot in range(self._slots):
+                self._spawn(slot)
+            log.info("replacing every worker")
+        if not self._retiring and self._recycled:
+            for done in self._recycled:
+                done.set()
+            self._recycled = []
+
     def _reap(self, *, expected: bool) -> list[int]:
-        """Collect exited workers; return their slots."""
+        """Collect exited workers; return their slots (not those of replaced workers)."""
         slots = []
-        while self._children:
+        while self._children or self._retiring:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
+            if self._retiring.pop(pid, None) is not None:
+                log.info("replaced worker (pid %d) exited with %d", pid, os.waitstatus_to_exitcode(status))
+                continue
             slot = self._children.pop(pid, None)
             if slot is not None:
                 slots.append(slot)
@@ -297,6 +359,8 @@ class _Supervisor:
         log.warning("restarting worker %d in %.1f s", slot, delay)
 
     def _stop_children(self) -> None:
+        self._children.update(self._retiring)
+        self._retiring.clear()
         for pid in list(self._children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

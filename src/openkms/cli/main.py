@@ -17,6 +17,7 @@ from openkms.cli.files import decrypt_file, encrypt_file
 from openkms.cli.identities import apply_seed_at_start, register
 from openkms.cli.operator import operator
 from openkms.cli.policy import policy
+from openkms.cli.unseal import seal, unseal
 
 __all__ = ["OperatorError", "main"]
 
@@ -41,18 +42,43 @@ def _print_bootstrap(cred: Any) -> None:
 
 @main.command()
 @click.option("--account", default=None, help="Account id of the bootstrap credential (12 digits).")
+@click.option(
+    "--shamir",
+    "shamir_split",
+    default=None,
+    metavar="N/T",
+    help="Protect the root key with an unseal key split into N shares, any T of which unseal "
+    "(2 <= T <= N <= 16), instead of a key file. The server then starts sealed.",
+)
+@click.option(
+    "--share-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="With --shamir: write share-<i>.txt (mode 0600), one per operator, instead of printing them.",
+)
 @click.pass_context
 @_fail_cleanly
-def init(ctx: click.Context, account: str | None) -> None:
-    """Create the data directory, root key file, database and a bootstrap admin credential."""
+def init(ctx: click.Context, account: str | None, shamir_split: str | None, share_dir: Path | None) -> None:
+    """Create the data directory, root of trust, database and a bootstrap admin credential."""
     from openkms.app import DEFAULT_ACCOUNT, initialize
+    from openkms.cli.unseal import parse_split_option, prepare_share_dir, print_shares, write_shares
 
+    split = parse_split_option(shamir_split) if shamir_split is not None else None
+    if share_dir is not None and split is None:
+        raise click.UsageError("--share-dir needs --shamir N/T")
     settings = _settings(ctx)
-    cred = initialize(settings, account=account or DEFAULT_ACCOUNT)
+    if share_dir is not None:
+        prepare_share_dir(share_dir, split[0] if split else 0)
+    deliver = (lambda shares: write_shares(shares, share_dir)) if share_dir is not None else None
+    cred = initialize(settings, account=account or DEFAULT_ACCOUNT, shamir=split, deliver_shares=deliver)
     if cred is None:
         console.print(f"{settings.data_dir} is already initialized.")
+        if split is not None:
+            raise OperatorError("already initialized: no new shares were created")
         return
     console.print(f"Initialized {settings.data_dir} (database {settings.database_url}).")
+    if cred.shares:
+        print_shares(cred.shares, share_dir)
     _print_bootstrap(cred)
 
 
@@ -73,15 +99,18 @@ def server(
     ctx: click.Context, host: str | None, port: int | None, workers: int | None, seed_file: Path | None
 ) -> None:
     """Run the KMS endpoint (initializes a fresh data directory first)."""
-    from openkms.api.server import serve
+    from openkms.api.server import WorkerControl, serve
     from openkms.app import (
         initialize,
         make_handler_factory,
+        make_unsealer,
         master_loop,
         preflight,
+        seal_control_task,
         server_limits,
         tls_context,
     )
+    from openkms.rootoftrust.control import ControlError, bind_control_socket, socket_path
 
     settings = _settings(
         ctx,
@@ -103,6 +132,21 @@ def server(
         apply_seed_at_start(settings, Path(settings.iam.seed_file))
     preflight(settings)  # fail here, with a clear message, rather than in every worker
     scheme = "https" if settings.server.tls_cert_file else "http"
+    unsealer = make_unsealer(settings)  # shamir: the server starts sealed
+    master_task = master_loop(settings, unsealer)
+    worker_control = None
+    if unsealer is not None:
+        try:
+            control_socket = bind_control_socket(socket_path(settings.data_dir))
+        except ControlError as exc:
+            raise OperatorError(str(exc)) from exc
+        worker_control = WorkerControl()
+        master_task = seal_control_task(settings, unsealer, control_socket, worker_control, master_task)
+        status = unsealer.status()
+        console.print(
+            f"openkms is sealed: unseal with {status.threshold} of {status.shares} shares "
+            f"(openkms operator unseal; cluster {status.cluster})"
+        )
 
     def listening(bound_host: str, bound_port: int) -> None:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -112,12 +156,13 @@ def server(
     serve(
         settings.server.host,
         settings.server.port,
-        make_handler_factory(settings),
+        make_handler_factory(settings, unsealer),
         workers=settings.server.workers,
         limits=server_limits(settings),
         ssl_context=tls_context(settings),
         on_listening=listening,
-        master_task=master_loop(settings),
+        master_task=master_task,
+        worker_control=worker_control,
     )
 
 
@@ -228,6 +273,8 @@ main.add_command(operator)
 main.add_command(encrypt_file)  # client commands: SigV4 over HTTP like any AWS client
 main.add_command(decrypt_file)
 main.add_command(policy)
+operator.add_command(unseal)  # shamir: `operator unseal|seal` (cli/unseal.py)
+operator.add_command(seal)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

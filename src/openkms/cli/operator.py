@@ -34,17 +34,21 @@ def _status(ctx: click.Context) -> dict[str, Any]:
     if not records:
         raise OperatorError(f"{settings.data_dir} is not initialized; run 'openkms init'")
     provider = settings.root_of_trust.provider
-    try:
-        root = root_of_trust(settings)
-        health = root.health()
-        for record in records:  # healthy means: every stored root-key version unwraps
-            unwrap_root_key_record(root, record)
-    except RootOfTrustError as exc:  # the token is absent, the key file unreadable, wrong provider...
-        health = {"name": provider, "ok": False, "error": str(exc)}
+    sealed: bool | None = None  # only providers that seal (shamir) report true/false
+    if records[-1].provider == "shamir":
+        provider, sealed, health = _shamir_health(settings.data_dir)
+    else:
+        try:
+            root = root_of_trust(settings)
+            health = root.health()
+            for record in records:  # healthy means: every stored root-key version unwraps
+                unwrap_root_key_record(root, record)
+        except RootOfTrustError as exc:  # the token is absent, the key file unreadable, wrong provider...
+            health = {"name": provider, "ok": False, "error": str(exc)}
     latest = records[-1].version
     return {
         "provider": provider,
-        "sealed": None,  # only providers that seal (shamir) report true/false
+        "sealed": sealed,
         "root_key_version": latest,
         "root_key_versions": [
             {
@@ -58,6 +62,28 @@ def _status(ctx: click.Context) -> dict[str, Any]:
         "rewrap_pending": sum(n for v, n in counts.items() if v < latest),
         "health": health,
     }
+
+
+def _shamir_health(data_dir: Path) -> tuple[str, bool | None, dict[str, Any]]:
+    """The shamir root of trust lives only in a running server: ask it (its control socket).  Sealed, or
+    no server, counts as unhealthy."""
+    from openkms.cli.unseal import seal_status
+    from openkms.rootoftrust.control import ControlError
+
+    try:
+        state = seal_status(data_dir)
+    except ControlError as exc:
+        return "shamir", None, {"name": "shamir", "ok": False, "error": str(exc)}
+    sealed = bool(state.get("sealed", True))
+    health = {
+        "name": "shamir",
+        "ok": not sealed,
+        "sealed": sealed,
+        "threshold": state.get("threshold"),
+        "progress": state.get("progress"),
+        "cluster": state.get("cluster"),
+    }
+    return "shamir", sealed, health
 
 
 @operator.command("status")

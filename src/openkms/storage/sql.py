@@ -188,14 +188,14 @@ class _SqliteWriteLock:
     """
 
     def __init__(self, database_path: str) -> None:
-        self._thread_lock = threading.Lock()
+        self.thread_lock = threading.Lock()
         self._path = database_path + ".write-lock"
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        with self._thread_lock, open(self._path, "rb") as handle:
+        with self.thread_lock, open(self._path, "rb") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -205,6 +205,43 @@ class _SqliteWriteLock:
 
 _WRITE_LOCKS: dict[str, _SqliteWriteLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
+
+
+# Forking while another thread of this process is inside a write transaction (the master's background
+# jobs or audit writer, when the supervisor forks a worker) would hand the child SQLite's in-process lock
+# bookkeeping of that open transaction: the child's own connections would then find the database
+# "locked" for good.  So a fork waits until no thread here is writing (and no new write starts until
+# the fork is done), and the child starts with fresh locks.
+_FORK_WAIT = 10.0  # seconds; a writer stuck longer does not block the fork (the child still gets new locks)
+_held_for_fork: list[threading.Lock] = []
+
+
+def _quiesce_writers_before_fork() -> None:
+    if not _WRITE_LOCKS_GUARD.acquire(timeout=_FORK_WAIT):
+        return
+    _held_for_fork.append(_WRITE_LOCKS_GUARD)
+    for lock in list(_WRITE_LOCKS.values()):
+        if lock.thread_lock.acquire(timeout=_FORK_WAIT):
+            _held_for_fork.append(lock.thread_lock)
+
+
+def _resume_writers_after_fork() -> None:
+    while _held_for_fork:
+        _held_for_fork.pop().release()
+
+
+def _fresh_write_locks_after_fork() -> None:
+    global _WRITE_LOCKS_GUARD
+    _held_for_fork.clear()
+    _WRITE_LOCKS.clear()  # the child opens its own (the flock is per open file)
+    _WRITE_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(
+    before=_quiesce_writers_before_fork,
+    after_in_parent=_resume_writers_after_fork,
+    after_in_child=_fresh_write_locks_after_fork,
+)
 
 
 def sqlite_write_lock(engine: Engine) -> AbstractContextManager[None]:
