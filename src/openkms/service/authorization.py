@@ -201,6 +201,7 @@ class Authorizer:
         policy: str | None = None,
         principal: Principal | None = None,
         key_keys: Mapping[str, ConditionValue] | None = None,
+        grants: Sequence[Grant] | None = None,
     ) -> AccessRequest:
         principal = principal or self.principal(ctx.caller)
         keys = self.caller_keys(ctx, principal)
@@ -220,7 +221,7 @@ class Authorizer:
             resource=self.key_arn(key),
             resource_account=key.account,
             key_policy=key.policy if policy is None else policy,
-            grants=self.grants.grants_for(key),
+            grants=self.grants.grants_for(key) if grants is None else grants,
             condition_keys=keys,
             encryption_context=context,
             cross_account=action in CROSS_ACCOUNT_ACTIONS,

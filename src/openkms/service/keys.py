@@ -3,10 +3,11 @@ Schedule/CancelKeyDeletion, GetKeyPolicy, ListKeyPolicies, and the KeyMetadata s
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from openkms import errors
-from openkms.authz.model import ConditionValue
+from openkms.authz.model import ConditionValue, Grant
 from openkms.crypto.symmetric import new_material_id
 from openkms.identifiers import new_key_id
 from openkms.service import condition_keys
@@ -25,12 +26,15 @@ from openkms.storage.base import KeyRecord, KeyState, MaterialRecord, MaterialSt
 
 DAY = 86400.0
 MAX_KEYS_PER_REGION = 100_000
+_RECOUNT_SECONDS = 5.0
 
 
 class Keys:
     def __init__(self, core: Core, markers: Markers) -> None:
         self.core = core
         self.markers = markers
+        # (account, region) -> (keys counted + created here since, when counted): see _keys_in_region
+        self._key_counts: dict[tuple[str, str], tuple[int, float]] = {}
 
     # --- KeyMetadata ---------------------------------------------------------------------------------
     def metadata(self, key: KeyRecord) -> dict[str, Any]:
@@ -142,13 +146,8 @@ class Keys:
                 created_at=ctx.now,
                 public_key=public_key,
             )
-        # The quota is checked in a read transaction, outside the database write lock, so concurrent
-        # CreateKey calls do not queue behind a count; a burst may overshoot the quota by a few keys.
-        with self.core.store.read() as tx:
-            if tx.count_keys(key.account, key.region) >= MAX_KEYS_PER_REGION:
-                raise errors.LimitExceededException(
-                    "The number of keys in this Region has reached its limit."
-                )
+        if self._keys_in_region(key.account, key.region) >= MAX_KEYS_PER_REGION:
+            raise errors.LimitExceededException("The number of keys in this Region has reached its limit.")
         with self.core.store.tx() as tx:
             tx.insert_key(key)
             if material is not None:
@@ -197,6 +196,20 @@ class Keys:
             self.core.update_key(tx, key, policy=policy)
         return {}
 
+    def _keys_in_region(self, account: str, region: str) -> int:
+        """The key quota's count, approximate by design: counted in a read transaction outside the write
+        lock (so concurrent creates do not queue behind it) and then kept locally, re-counted every few
+        seconds and on every create near the limit. Counting on every create cost a scan per CreateKey;
+        a burst on several workers or nodes may overshoot the quota by a few keys."""
+        now = time.monotonic()
+        cached = self._key_counts.get((account, region))
+        if cached is None or now - cached[1] > _RECOUNT_SECONDS or cached[0] >= MAX_KEYS_PER_REGION - 1000:
+            with self.core.store.read() as tx:
+                count = tx.count_keys(account, region)
+            cached = (count, now)
+        self._key_counts[(account, region)] = (cached[0] + 1, cached[1])  # this create, if it succeeds
+        return cached[0]
+
     def _lockout_check(
         self, ctx: RequestContext, key: KeyRecord, policy: str, tags: list[TagRecord] | None = None
     ) -> None:
@@ -206,10 +219,12 @@ class Keys:
             "kms:bypasspolicylockoutsafetycheck": False,
         }
         key_keys = None
+        grants: tuple[Grant, ...] | None = None
         if tags is not None:  # CreateKey: the key does not exist yet, its tags are the request's
             key_keys = condition_keys.key_keys(key, {t.key: t.value for t in tags}, ())
+            grants = ()  # ... and it has no grants (grants never count here anyway, section 6.7)
         request = self.core.authorizer.key_request(
-            ctx, "PutKeyPolicy", key, policy=policy, extra=extra, key_keys=key_keys
+            ctx, "PutKeyPolicy", key, policy=policy, extra=extra, key_keys=key_keys, grants=grants
         )
         if locks_out(request):
             raise errors.MalformedPolicyDocumentException(
