@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
+from openkms.cli.common import OperatorError, _fail_cleanly, console
 
 if TYPE_CHECKING:
     from openkms.service.identities import Identities
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 
 def _identities(ctx: click.Context) -> Identities:
-    from openkms.app import build_service
+    from openkms.cli.shares import offline_service
 
-    return build_service(_settings(ctx)).identities
+    return offline_service(ctx).identities
 
 
 def _operator_errors(func: Callable[..., None]) -> Callable[..., None]:
