@@ -322,6 +322,11 @@ def test_offline_commands_refuse_bad_shares(tmp_path: Path) -> None:
     assert not (tmp_path / "void").exists() and not (tmp_path / "void.key").exists()
     listed = cli(deployment, "admin", "access-key", "list", stdin="\n".join(good[2:]) + "\n").stdout
     assert listed.count("AKIA") == 1  # the bootstrap credential only
+    # a sealed server has no root key to apply a seed file with: refused, naming the offline command
+    seed = tmp_path / "seed.toml"
+    seed.write_text("")
+    seeded = cli(deployment, "server", "--port", "0", "--seed", str(seed), check=False)
+    assert seeded.returncode == 1 and "openkms admin seed" in seeded.stderr
     server = ServerProcess(deployment)
     try:
         assert status(deployment)["root_key_version"] == 1

@@ -356,6 +356,7 @@ def apply_seed_at_start(settings: Any, path: Path) -> None:
     from openkms.service.identities import IdentityError
     from openkms.service.seed import SeedError, apply_seed, read_seed_file
 
+    _refuse_seed_while_sealed(settings, path)
     try:
         accounts = read_seed_file(path)
         service = build_service(settings)
@@ -365,6 +366,22 @@ def apply_seed_at_start(settings: Any, path: Path) -> None:
             service.core.store.close()
     except (IdentityError, SeedError) as exc:
         raise OperatorError(str(exc)) from exc
+
+
+def _refuse_seed_while_sealed(settings: Any, path: Path) -> None:
+    """A shamir server starts sealed: it holds no root key to wrap the seed's access-key secrets with."""
+    from openkms.app import open_store, shamir_params
+
+    store = open_store(settings)
+    try:
+        params = shamir_params(settings, store)
+    finally:
+        store.close()
+    if params is not None:
+        raise OperatorError(
+            "a shamir deployment starts sealed and cannot apply a seed file at start-up; apply it with "
+            f"'openkms admin seed {path}' (it asks for {params.threshold} shares) and start without --seed"
+        )
 
 
 def register(admin: click.Group) -> None:
