@@ -204,23 +204,29 @@ def migrate_root_of_trust(
     transaction; then the command prints the configuration to switch to. Restart the servers with it.
     """
     from openkms.app import open_store, root_of_trust
+    from openkms.cli.unseal import parse_split_option
 
     source_settings = _settings(ctx)
     if target != "shamir" and (split is not None or share_dir is not None):
         raise click.UsageError("--shares and --share-dir go with --to shamir")
     if target == "shamir" and split is None:
         raise click.UsageError("--to shamir needs --shares N/T")
+    # every option is checked before the operator is asked for shares
+    target_settings = (
+        None
+        if target == "shamir"
+        else _target_settings(ctx, target, key_file, module, token_label, key_label, pin_file)
+    )
+    if split is not None:
+        parse_split_option(split, "--shares")
     store = open_store(source_settings)
     try:
         source = stored_root(ctx, source_settings, store)  # before anything new is created
-        if target == "shamir":
+        if target_settings is None:
             assert split is not None
             moved = _migrate_to_shamir(store, source, split, share_dir)
             _print_next_steps_shamir(moved, split)
         else:
-            target_settings = _target_settings(
-                ctx, target, key_file, module, token_label, key_label, pin_file
-            )
             moved = _migrate(store, source, root_of_trust(target_settings, create=True))
             _print_next_steps(moved, target, target_settings)
     finally:
