@@ -86,8 +86,9 @@ def root_of_trust(settings: Settings, *, create: bool = False) -> RootOfTrust:
     rot = settings.root_of_trust
     if rot.provider == SHAMIR:
         raise RootOfTrustError(
-            "the shamir root of trust exists only in the memory of an unsealed 'openkms server' "
-            "(openkms operator unseal); this command cannot open it"
+            "root_of_trust.provider is 'shamir' but the stored root key is not protected by shamir shares; "
+            "set the provider it names ('openkms operator status'), e.g. after "
+            "'openkms operator migrate-root-of-trust'"
         )
     if rot.provider == "pkcs11":
         from openkms.rootoftrust.pkcs11 import Pkcs11Config, Pkcs11RootOfTrust, pin_from_file, pin_value
@@ -169,8 +170,8 @@ def load_keyring(settings: Settings, store: Store, root: RootOfTrust | None = No
     if root is None:
         if latest.provider == SHAMIR:
             raise RootOfTrustError(
-                "the root key is protected by shamir shares: only an unsealed 'openkms server' holds it, "
-                "so this command cannot run offline"
+                "the root key is protected by shamir shares: this command cannot rebuild it; commands that "
+                "take --share-file can (docs/operations.md)"
             )
         root = root_of_trust(settings, create=False)
     rot = root
@@ -231,7 +232,8 @@ def preflight(settings: Settings) -> None:
 # --- shamir: sealed start, unseal, seal (docs/adr/0002-unseal.md) ------------------------------------
 
 
-def _wrapped_root_keys(store: Store) -> list[bytes]:
+def stored_wrapped_root_keys(store: Store) -> list[bytes]:
+    """Every stored root-key version's wrapped value, oldest first (what an ``Unsealer`` checks)."""
     with store.read() as tx:
         latest = tx.latest_root_key()
         if latest is None:
@@ -264,7 +266,7 @@ def make_unsealer(settings: Settings) -> Unsealer | None:
         # a short-lived store: the control thread of the master, rarely used
         reader = open_store(settings)
         try:
-            return _wrapped_root_keys(reader)
+            return stored_wrapped_root_keys(reader)
         finally:
             reader.close()
 

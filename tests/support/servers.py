@@ -67,9 +67,10 @@ class Deployment:
         return env
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*OPENKMS, *args], env=self.env(), capture_output=True, text=True, timeout=120, check=False
-        )
+        result = subprocess.run(  # no stdin: a shamir offline command must not wait for shares from it
+            [*OPENKMS, *args], env=self.env(), capture_output=True, text=True, timeout=120, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
         if check and result.returncode != 0:
             raise AssertionError(f"openkms {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result

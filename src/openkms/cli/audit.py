@@ -12,6 +12,7 @@ import click
 import orjson
 
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console, parse_instant
+from openkms.cli.shares import share_file_option
 from openkms.config import Settings
 
 
@@ -23,10 +24,12 @@ def audit() -> None:
 # --- keys -------------------------------------------------------------------------------------------------
 
 
-def _confirmed_keys(settings: Settings, *, strict: bool) -> dict[str, bytes]:
-    """Public keys from the database, each confirmed against its wrapped seed through the key hierarchy."""
+def _confirmed_keys(ctx: click.Context, settings: Settings, *, strict: bool) -> dict[str, bytes]:
+    """Public keys from the database, each confirmed against its wrapped seed through the key hierarchy
+    (strict: on a shamir deployment the operator gives shares; otherwise a failure only warns)."""
     from openkms.app import load_keyring, open_audit_engine, open_store
     from openkms.audit.signing import SigningKeyError, stored_keys, unwrap_signer
+    from openkms.cli.shares import stored_root
 
     engine = open_audit_engine(settings)
     try:
@@ -38,7 +41,7 @@ def _confirmed_keys(settings: Settings, *, strict: bool) -> dict[str, bytes]:
     try:
         store = open_store(settings)
         try:
-            keyring = load_keyring(settings, store)
+            keyring = load_keyring(settings, store, stored_root(ctx, settings, store) if strict else None)
         finally:
             store.close()
         for record in records:
@@ -56,6 +59,7 @@ def _confirmed_keys(settings: Settings, *, strict: bool) -> dict[str, bytes]:
     return {r.key_id: r.public_key for r in records}
 
 
+@share_file_option
 @audit.command("public-key")
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the PEM to this file.")
 @click.pass_context
@@ -64,7 +68,7 @@ def public_key(ctx: click.Context, output: Path | None) -> None:
     """Print the public key (PEM) that verifies the audit log's signed digests."""
     from openkms.crypto.digest_signing import public_key_pem
 
-    keys = _confirmed_keys(_settings(ctx), strict=True)
+    keys = _confirmed_keys(ctx, _settings(ctx), strict=True)
     pem = "".join(public_key_pem(raw) for raw in keys.values())
     if output is None:
         click.echo(pem, nl=False)
@@ -118,7 +122,7 @@ def verify(ctx: click.Context, files: tuple[Path, ...], public_keys: tuple[Path,
     from openkms.audit.verify_io import verify_database, verify_files
 
     settings = _settings(ctx)
-    keys = _pinned_keys(public_keys) if public_keys else _confirmed_keys(settings, strict=False)
+    keys = _pinned_keys(public_keys) if public_keys else _confirmed_keys(ctx, settings, strict=False)
     targets: list[tuple[str, Any]] = []
     if files:
         for path in files:

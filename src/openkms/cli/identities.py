@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
+from openkms.cli.common import OperatorError, _fail_cleanly, console
 
 if TYPE_CHECKING:
     from openkms.service.identities import Identities
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 
 def _identities(ctx: click.Context) -> Identities:
-    from openkms.app import build_service
+    from openkms.cli.shares import offline_service
 
-    return build_service(_settings(ctx)).identities
+    return offline_service(ctx).identities
 
 
 def _operator_errors(func: Callable[..., None]) -> Callable[..., None]:
@@ -356,6 +356,7 @@ def apply_seed_at_start(settings: Any, path: Path) -> None:
     from openkms.service.identities import IdentityError
     from openkms.service.seed import SeedError, apply_seed, read_seed_file
 
+    _refuse_seed_while_sealed(settings, path)
     try:
         accounts = read_seed_file(path)
         service = build_service(settings)
@@ -365,6 +366,22 @@ def apply_seed_at_start(settings: Any, path: Path) -> None:
             service.core.store.close()
     except (IdentityError, SeedError) as exc:
         raise OperatorError(str(exc)) from exc
+
+
+def _refuse_seed_while_sealed(settings: Any, path: Path) -> None:
+    """A shamir server starts sealed: it holds no root key to wrap the seed's access-key secrets with."""
+    from openkms.app import open_store, shamir_params
+
+    store = open_store(settings)
+    try:
+        params = shamir_params(settings, store)
+    finally:
+        store.close()
+    if params is not None:
+        raise OperatorError(
+            "a shamir deployment starts sealed and cannot apply a seed file at start-up; apply it with "
+            f"'openkms admin seed {path}' (it asks for {params.threshold} shares) and start without --seed"
+        )
 
 
 def register(admin: click.Group) -> None:

@@ -17,6 +17,7 @@ from openkms.cli.files import decrypt_file, encrypt_file
 from openkms.cli.identities import apply_seed_at_start, register
 from openkms.cli.operator import operator
 from openkms.cli.policy import policy
+from openkms.cli.shares import add_share_option, share_file_option
 from openkms.cli.unseal import seal, unseal
 
 __all__ = ["OperatorError", "main"]
@@ -187,10 +188,10 @@ def create_access_key(
     ctx: click.Context, account: str, user_name: str, access_key_id: str | None, secret_access_key: str | None
 ) -> None:
     """Create an access key for a principal."""
-    from openkms.app import build_service
+    from openkms.cli.shares import offline_service
     from openkms.service.credentials import CredentialError
 
-    service = build_service(_settings(ctx))
+    service = offline_service(ctx)
     try:
         key_id, secret = service.credentials.create(
             account, user_name=user_name, access_key_id=access_key_id, secret_access_key=secret_access_key
@@ -206,9 +207,9 @@ def create_access_key(
 @_fail_cleanly
 def list_access_keys(ctx: click.Context) -> None:
     """List access keys (secrets are never shown again)."""
-    from openkms.app import build_service
+    from openkms.cli.shares import offline_service
 
-    service = build_service(_settings(ctx))
+    service = offline_service(ctx)
     table = Table("access key id", "account", "principal", "created")
     for record in service.credentials.list():
         created = dt.datetime.fromtimestamp(record.created_at, dt.UTC).isoformat(timespec="seconds")
@@ -222,9 +223,9 @@ def list_access_keys(ctx: click.Context) -> None:
 @_fail_cleanly
 def delete_access_key(ctx: click.Context, access_key_id: str) -> None:
     """Delete an access key; requests signed with it are rejected from then on."""
-    from openkms.app import build_service
+    from openkms.cli.shares import offline_service
 
-    if not build_service(_settings(ctx)).credentials.delete(access_key_id):
+    if not offline_service(ctx).credentials.delete(access_key_id):
         raise click.ClickException(f"access key {access_key_id} does not exist")
     console.print(f"deleted {access_key_id}")
 
@@ -234,13 +235,15 @@ def jobs() -> None:
     """Background work (automatic rotation, scheduled deletion)."""
 
 
+@share_file_option
 @jobs.command("run")
 @click.option("--at", "at", default=None, help="Run as if the time were this ISO-8601 instant (testing).")
 @click.pass_context
 @_fail_cleanly
 def jobs_run(ctx: click.Context, at: str | None) -> None:
     """Run every due job once, now or at a given instant."""
-    from openkms.app import build_audit, build_service, prune_audit, service_event_recorder
+    from openkms.app import build_audit, prune_audit, service_event_recorder
+    from openkms.cli.shares import offline_service
     from openkms.clock import FixedClock, SystemClock
 
     clock = SystemClock()
@@ -253,7 +256,7 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
             instant = instant.replace(tzinfo=dt.UTC)
         clock = FixedClock(instant.timestamp())  # type: ignore[assignment]
     settings = _settings(ctx)
-    service = build_service(settings, clock=clock)
+    service = offline_service(ctx, settings, clock=clock)
     audit_parts = build_audit(settings, service.core.keyring)  # RotateKey / DeleteKey service events
     try:
         now = clock.now()
@@ -275,6 +278,8 @@ main.add_command(decrypt_file)
 main.add_command(policy)
 operator.add_command(unseal)  # shamir: `operator unseal|seal` (cli/unseal.py)
 operator.add_command(seal)
+add_share_option(policy)
+add_share_option(admin)  # shamir: offline commands take the shares of a quorum (cli/shares.py)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

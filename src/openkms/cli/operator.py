@@ -6,11 +6,17 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
+from openkms.cli.shares import share_file_option, stored_root
+
+if TYPE_CHECKING:
+    from openkms.config import Settings
+    from openkms.rootoftrust.base import RootOfTrust
+    from openkms.storage.base import Store
 
 
 @click.group()
@@ -118,6 +124,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         sys.exit(1)
 
 
+@share_file_option
 @operator.command("rotate-root-key")
 @click.option(
     "--rewrap-only", is_flag=True, help="Do not add a version; finish re-wrapping under the current one."
@@ -126,16 +133,20 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @_fail_cleanly
 def rotate_root_key(ctx: click.Context, rewrap_only: bool) -> None:
     """Add a root-key version and re-wrap every stored secret under it; servers keep serving."""
-    from openkms.app import build_service, root_of_trust
+    from openkms.app import build_service, open_store
     from openkms.service.root_keys import add_root_key_version, rewrap_all
 
     settings = _settings(ctx)
-    service = build_service(settings)
-    core = service.core
-    if not rewrap_only:
-        version = add_root_key_version(core.store, core.keyring, root_of_trust(settings), core.clock.now())
-        console.print(f"root key version {version} created and current")
-    report = rewrap_all(core)
+    store = open_store(settings)
+    try:
+        root = stored_root(ctx, settings, store)  # shamir: from the shares the operator gives
+        core = build_service(settings, store=store, root=root).core
+        if not rewrap_only:
+            version = add_root_key_version(core.store, core.keyring, root, core.clock.now())
+            console.print(f"root key version {version} created and current")
+        report = rewrap_all(core)
+    finally:
+        store.close()
     console.print(
         f"re-wrapped under v{report.version}: {report.materials} key material(s), "
         f"{report.access_keys} access key secret(s), {report.signing_keys} audit signing key(s)"
@@ -148,8 +159,11 @@ def rotate_root_key(ctx: click.Context, rewrap_only: bool) -> None:
         )
 
 
+@share_file_option
 @operator.command("migrate-root-of-trust")
-@click.option("--to", "target", type=click.Choice(["file", "pkcs11"]), required=True, help="New provider.")
+@click.option(
+    "--to", "target", type=click.Choice(["file", "pkcs11", "shamir"]), required=True, help="New provider."
+)
 @click.option("--key-file", type=click.Path(path_type=Path), help="file: the new key file (created).")
 @click.option("--module", help="pkcs11: the PKCS#11 module (.so).")
 @click.option("--token-label", help="pkcs11: label of the token.")
@@ -158,6 +172,17 @@ def rotate_root_key(ctx: click.Context, rewrap_only: bool) -> None:
     "--pin-file",
     type=click.Path(path_type=Path),
     help="pkcs11: file holding the user PIN (or set OPENKMS_ROOT_OF_TRUST_PKCS11_PIN).",
+)
+@click.option(
+    "--shares",
+    "split",
+    metavar="N/T",
+    help="shamir: split a new unseal key into N shares, any T of which unseal (2 <= T <= N <= 16).",
+)
+@click.option(
+    "--share-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="shamir: write the new shares to share-<i>.txt (mode 0600), one per operator, instead of printing.",
 )
 @click.pass_context
 @_fail_cleanly
@@ -169,16 +194,64 @@ def migrate_root_of_trust(
     token_label: str | None,
     key_label: str | None,
     pin_file: Path | None,
+    split: str | None,
+    share_dir: Path | None,
 ) -> None:
     """Re-wrap the root key (every version) under another provider, without losing a key.
 
-    Reads the current provider from the configuration, protects the root key with the new one in a
-    single transaction, then prints the configuration to switch to. Restart the servers with it.
+    The current provider is the one the stored root key names (for shamir: give a quorum of the current
+    shares, like every offline command). The root key is protected by the new provider in a single
+    transaction; then the command prints the configuration to switch to. Restart the servers with it.
     """
     from openkms.app import open_store, root_of_trust
-    from openkms.service.root_keys import migrate_root_of_trust as migrate
+    from openkms.cli.unseal import parse_split_option
 
     source_settings = _settings(ctx)
+    if target != "shamir" and (split is not None or share_dir is not None):
+        raise click.UsageError("--shares and --share-dir go with --to shamir")
+    if target == "shamir" and split is None:
+        raise click.UsageError("--to shamir needs --shares N/T")
+    # every option is checked before the operator is asked for shares
+    target_settings = (
+        None
+        if target == "shamir"
+        else _target_settings(ctx, target, key_file, module, token_label, key_label, pin_file)
+    )
+    if split is not None:
+        parse_split_option(split, "--shares")
+    store = open_store(source_settings)
+    try:
+        source = stored_root(ctx, source_settings, store)  # before anything new is created
+        if target_settings is None:
+            assert split is not None
+            moved = _migrate_to_shamir(store, source, split, share_dir)
+            _print_next_steps_shamir(moved, split)
+        else:
+            moved = _migrate(store, source, root_of_trust(target_settings, create=True))
+            _print_next_steps(moved, target, target_settings)
+    finally:
+        store.close()
+    if source_settings.root_of_trust.provider == "file" and source.name == "file":
+        console.print(
+            f"The old key file {source_settings.root_key_file} is no longer needed once every node runs "
+            "with the new configuration; destroy it (and backups made with it) to retire it."
+        )
+    elif source.name == "shamir":
+        console.print(
+            "The previous shares no longer unseal anything (servers unsealed with them keep serving until "
+            "they are restarted)."
+        )
+
+
+def _target_settings(
+    ctx: click.Context,
+    target: str,
+    key_file: Path | None,
+    module: str | None,
+    token_label: str | None,
+    key_label: str | None,
+    pin_file: Path | None,
+) -> Settings:
     overrides: dict[str, Any] = {"root_of_trust.provider": target}
     if target == "file":
         if key_file is None:
@@ -193,14 +266,53 @@ def migrate_root_of_trust(
                 "root_of_trust.pkcs11_pin_file": None if pin_file is None else str(pin_file),
             }
         )
-    target_settings = _settings(ctx, **overrides)
-    source = root_of_trust(source_settings)
-    destination = root_of_trust(target_settings, create=True)
-    store = open_store(source_settings)
+    return _settings(ctx, **overrides)
+
+
+def _migrate(store: Store, source: RootOfTrust, destination: RootOfTrust) -> list[int]:
+    from openkms.service.root_keys import migrate_root_of_trust as migrate
+
+    return migrate(store, source, destination)
+
+
+def _migrate_to_shamir(store: Store, source: RootOfTrust, split: str, share_dir: Path | None) -> list[int]:
+    """A new unseal key split into shares: the shares are delivered (printed, or written and fsynced)
+    *before* the transaction that makes them the only way to the root key commits, so a failure to
+    deliver them loses nothing; a failed migration voids them."""
+    from openkms.cli.unseal import parse_split_option, prepare_share_dir, print_shares, write_shares
+    from openkms.rootoftrust.shamir import ShamirRootOfTrust
+
+    shares, threshold = parse_split_option(split, "--shares")
+    if share_dir is not None:
+        prepare_share_dir(share_dir, shares)
+    destination, texts = ShamirRootOfTrust.create(shares, threshold)
+    if share_dir is not None:
+        write_shares(texts, share_dir)
+    print_shares(texts, share_dir)
+    sys.stdout.flush()  # a broken stdout fails here, before the root key depends on the printed shares
     try:
-        moved = migrate(store, source, destination)
-    finally:
-        store.close()
+        return _migrate(store, source, destination)
+    except BaseException:
+        if share_dir is not None:
+            for i in range(1, shares + 1):
+                (share_dir / f"share-{i}.txt").unlink(missing_ok=True)
+        console.print("The migration failed and nothing changed: the new shares are void (discard them).")
+        raise
+
+
+def _print_next_steps_shamir(moved: list[int], split: str) -> None:
+    _, threshold = (int(x) for x in split.split("/"))
+    console.print(f"root key version(s) {moved or 'none'} now protected by the 'shamir' provider.")
+    console.print("Switch the configuration of every node to (then restart them):")
+    console.print("  [root_of_trust]", markup=False)
+    console.print('  provider = "shamir"')
+    console.print(
+        f"Restarted servers start sealed: unseal each with {threshold} of the new shares "
+        "('openkms operator unseal'). Offline commands now ask for shares (--share-file)."
+    )
+
+
+def _print_next_steps(moved: list[int], target: str, target_settings: Settings) -> None:
     console.print(f"root key version(s) {moved or 'none'} now protected by the '{target}' provider.")
     console.print("Switch the configuration of every node to (then restart them):")
     r = target_settings.root_of_trust
@@ -216,8 +328,3 @@ def migrate_root_of_trust(
             console.print(f'  pkcs11_pin_file = "{r.pkcs11_pin_file}"')
         else:
             console.print("  # PIN: keep OPENKMS_ROOT_OF_TRUST_PKCS11_PIN in the service environment")
-    if source_settings.root_of_trust.provider == "file":
-        console.print(
-            f"The old key file {source_settings.root_key_file} is no longer needed once every node runs "
-            "with the new configuration; destroy it (and backups made with it) to retire it."
-        )

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from openkms.cli.common import _fail_cleanly, _settings, console
+from openkms.cli.common import _fail_cleanly, console
 
 
 @click.group()
@@ -54,11 +54,11 @@ def simulate(
 ) -> None:
     """Evaluate one request against the stored key policy; exit 0 if allowed, 1 if denied, 2 if the
     question is wrong (unknown key or alias, bad principal)."""
-    from openkms.app import build_service
+    from openkms.cli.shares import offline_service
     from openkms.service.simulation import SimulationError, parse_condition_value
     from openkms.service.simulation import simulate as run
 
-    service = build_service(_settings(ctx))
+    service = offline_service(ctx)
     condition_values = {name: parse_condition_value(v) for name, v in _pairs(conditions, "--condition")}
     source_ip = str(condition_values.pop("aws:SourceIp", "127.0.0.1"))
     try:

@@ -28,13 +28,13 @@ __all__ = [
 ]
 
 
-def parse_split_option(text: str) -> tuple[int, int]:
+def parse_split_option(text: str, option: str = "--shamir") -> tuple[int, int]:
     from openkms.rootoftrust.shamir import parse_split
 
     try:
         return parse_split(text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--shamir") from None
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def prepare_share_dir(share_dir: Path, shares: int) -> None:

@@ -41,6 +41,11 @@ class UnsealRejected(Exception):
     """A share was not accepted; the message is safe to show the operator."""
 
 
+class SharesDoNotMatch(UnsealRejected):
+    """The threshold was met but the shares do not reconstruct the unseal key (which one is wrong is not
+    known, and not said); progress was reset."""
+
+
 class Unsealer:
     """Thread-safe; ``read_wrapped`` returns the wrapped root keys of every stored version (latest last)."""
 
@@ -109,7 +114,7 @@ class Unsealer:
                 for value in wrapped:  # every version must unwrap, not only the latest
                     candidate.unwrap_root_key(value)
             except RootOfTrustError:
-                raise UnsealRejected(
+                raise SharesDoNotMatch(
                     f"the {params.threshold} shares do not reconstruct this cluster's unseal key "
                     "(at least one is wrong); progress was reset"
                 ) from None
