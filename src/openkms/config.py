@@ -93,7 +93,7 @@ class AuditSettings:
     retention_days: float = 0.0  # database events older than this are deleted by the jobs runner (0 = keep)
     digest_interval_seconds: float = 60.0  # how often a signed digest commits to the chain
     max_batch: int = 2048  # events per group commit
-    commit_interval_ms: float = 1.0  # at most one commit per interval per process (0: commit at once)
+    commit_interval_ms: float = 2.0  # at most one commit per interval per process (0: commit at once)
     max_pending: int = 100_000  # queued events per process before new requests fail closed
 
 
