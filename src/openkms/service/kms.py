@@ -31,6 +31,9 @@ from openkms.storage.base import KeyRecord
 class Operation:
     handler: Handler
     inline: bool
+    # May run SM2 arithmetic (pure Python, milliseconds per call). SM2 keys exist only in China Regions,
+    # so there the API edge runs such an operation on a worker thread even when it is inline.
+    sm2: bool = False
 
 
 # name -> (component, method, inline). Inline operations run on the event loop: they are served from
@@ -92,6 +95,8 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "RevokeGrant": ("grants", "revoke_grant", False),
 }
 SUPPORTED_OPERATIONS = frozenset(_TABLE)
+# Inline operations that can touch an SM2 key (Operation.sm2).
+_SM2_OPERATIONS = frozenset({"Encrypt", "Decrypt", "ReEncrypt", "Sign", "Verify", "DeriveSharedSecret"})
 
 
 class KmsService:
@@ -117,7 +122,7 @@ class KmsService:
         self.key_usage = KeyUsage(core, key_usage)
         self.imports = Imports(core)
         self.operations: dict[str, Operation] = {
-            name: Operation(getattr(getattr(self, component), method), inline)
+            name: Operation(getattr(getattr(self, component), method), inline, name in _SM2_OPERATIONS)
             for name, (component, method, inline) in _TABLE.items()
         }
 
