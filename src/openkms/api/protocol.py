@@ -38,7 +38,6 @@ from openkms.api.sts import error_response as sts_error_response
 from openkms.api.validation import operation_names, parse_body, validate
 from openkms.service.context import Caller, RequestContext
 from openkms.service.kms import Operation
-from openkms.service.regions import is_china
 
 log = logging.getLogger("openkms.api")
 
@@ -192,7 +191,7 @@ class KmsApi:
             log.exception("request %s failed before dispatch", request_id)
             error = _internal(request_id)
         else:
-            if operation.inline and not (operation.sm2 and is_china(ctx.region)):
+            if operation.runs_inline(ctx.region):
                 return self._run(route, operation, ctx, params, verified, started)
             return self._run_in_thread(route, operation, ctx, params, verified, started)
         outcome = Outcome(

@@ -21,6 +21,7 @@ from openkms.service.key_usage import KeyUsage, KeyUsageSource
 from openkms.service.keys import Keys
 from openkms.service.mac_ops import MacOps
 from openkms.service.pagination import Markers
+from openkms.service.regions import is_china
 from openkms.service.rotation import Rotation
 from openkms.service.signing_ops import SigningOps
 from openkms.service.tags import Tags
@@ -34,6 +35,10 @@ class Operation:
     # May run SM2 arithmetic (pure Python, milliseconds per call). SM2 keys exist only in China Regions,
     # so there the API edge runs such an operation on a worker thread even when it is inline.
     sm2: bool = False
+
+    def runs_inline(self, region: str) -> bool:
+        """Whether a request in ``region`` runs on the event loop (else on a worker thread)."""
+        return self.inline and not (self.sm2 and is_china(region))
 
 
 # name -> (component, method, inline). Inline operations run on the event loop: they are served from
