@@ -191,7 +191,7 @@ class KmsApi:
             log.exception("request %s failed before dispatch", request_id)
             error = _internal(request_id)
         else:
-            if operation.inline:
+            if operation.runs_inline(ctx.region):
                 return self._run(route, operation, ctx, params, verified, started)
             return self._run_in_thread(route, operation, ctx, params, verified, started)
         outcome = Outcome(

@@ -7,6 +7,8 @@
   caller's 64-byte digest taken as the message (:mod:`openkms.crypto.ed25519ph`).
 * ML-DSA: RAW is pure ML-DSA with an empty context; EXTERNAL_MU signs the caller's 64-byte mu (FIPS 204
   section 6.2). Either verifies the other.
+* SM2DSA: RAW signs e = SM3(Z || M) with the default distinguishing ID; DIGEST takes the caller's e (which
+  already includes Z). DER-encoded (r, s) (:mod:`openkms.crypto.sm2`).
 
 Which message types an algorithm accepts and the digest lengths are data here; the service turns a
 mismatch into AWS's ValidationException. Verification raises, never returns a bool.
@@ -20,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa, utils
 
-from openkms.crypto import ed25519ph
+from openkms.crypto import ed25519ph, sm2
 from openkms.crypto.asymmetric import KeyPair
 from openkms.crypto.errors import InvalidSignatureError
 
@@ -38,6 +40,7 @@ class SigningAlgorithm(enum.Enum):
     ED25519_SHA_512 = "ED25519_SHA_512"
     ED25519_PH_SHA_512 = "ED25519_PH_SHA_512"
     ML_DSA_SHAKE_256 = "ML_DSA_SHAKE_256"
+    SM2DSA = "SM2DSA"
 
 
 class MessageType(enum.Enum):
@@ -66,6 +69,7 @@ MESSAGE_TYPES: dict[SigningAlgorithm, frozenset[MessageType]] = {
     A.ED25519_SHA_512: frozenset({MessageType.RAW}),
     A.ED25519_PH_SHA_512: frozenset({MessageType.DIGEST}),
     A.ML_DSA_SHAKE_256: frozenset({MessageType.RAW, MessageType.EXTERNAL_MU}),
+    A.SM2DSA: _RAW_DIGEST,
 }
 """Message types each algorithm accepts (AWS Sign documentation, MessageType member)."""
 
@@ -76,6 +80,8 @@ def digest_length(algorithm: SigningAlgorithm) -> int:
     """Bytes a DIGEST message must have for ``algorithm`` (SHA-512 for Ed25519ph)."""
     if algorithm is A.ED25519_PH_SHA_512:
         return 64
+    if algorithm is A.SM2DSA:
+        return 32  # an SM3 value
     return _HASHES[algorithm].digest_size
 
 
@@ -113,6 +119,9 @@ def sign(pair: KeyPair, algorithm: SigningAlgorithm, message: bytes, message_typ
     """Sign; the caller has checked that the algorithm fits the key and the message type and length fit
     the algorithm."""
     key = pair.private
+    if isinstance(key, sm2.Sm2Key):
+        digest = message if message_type is MessageType.DIGEST else sm2.message_digest(key.point, message)
+        return sm2.sign_digest(key.secret, digest)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return key.sign(message, _ECDSA_FOR[algorithm, message_type])
     if isinstance(key, rsa.RSAPrivateKey):
@@ -137,6 +146,11 @@ def verify(
 ) -> None:
     """Raise :class:`InvalidSignatureError` unless ``signature`` is valid (any malformation included)."""
     public = pair.public
+    if isinstance(pair.private, sm2.Sm2Key):
+        point = pair.private.point
+        digest = message if message_type is MessageType.DIGEST else sm2.message_digest(point, message)
+        sm2.verify_digest(point, digest, signature)
+        return
     try:
         if isinstance(public, ec.EllipticCurvePublicKey):
             public.verify(signature, message, _ECDSA_FOR[algorithm, message_type])

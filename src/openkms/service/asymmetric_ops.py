@@ -1,5 +1,5 @@
-"""Asymmetric Encrypt/Decrypt/ReEncrypt (RSAES-OAEP), DeriveSharedSecret (ECDH), Encapsulate/Decapsulate
-(ML-KEM) -- kms-semantics.md section 3.3.
+"""Asymmetric Encrypt/Decrypt/ReEncrypt (RSAES-OAEP, SM2PKE), DeriveSharedSecret (ECDH),
+Encapsulate/Decapsulate (ML-KEM) -- kms-semantics.md section 3.3.
 
 ``CryptoOps`` hands Encrypt, Decrypt and ReEncrypt over to this module when an asymmetric encryption
 algorithm is named. RSA ciphertexts are bare OAEP output (no header), so Decrypt needs ``KeyId``; every
@@ -48,9 +48,7 @@ class AsymmetricOps:
     ) -> tuple[KeyRecord, asymmetric.EncryptionAlgorithm]:
         key = usable_key(self.core, ctx, key_id, operation, ENCRYPT_DECRYPT, permission)
         check_algorithm(key, name)
-        algorithm = _OAEP.get(name)
-        if algorithm is None:  # SM2PKE: SM2 keys cannot be created (docs/compatibility.md)
-            raise errors.UnsupportedOperationException(f"Encryption algorithm {name} is not supported.")
+        algorithm = _OAEP[name]  # check_algorithm passed: the key's list names only known ones
         return key, algorithm
 
     @staticmethod

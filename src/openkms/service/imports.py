@@ -85,8 +85,7 @@ class Imports:
                     "AWS China Regions (cn-*)."
                 )
             raise errors.UnsupportedOperationException(
-                "SM2 wrapping is not supported by openkms: no SM2 implementation it can rely on is "
-                "available (see docs/compatibility.md)."
+                "SM2 wrapping keys are not supported by this openkms release (see docs/compatibility.md)."
             )
         if algorithm == "RSAES_PKCS1_V1_5":
             raise errors.ValidationException(

@@ -1,7 +1,7 @@
 """Key specs x key usages x algorithm lists (kms-semantics.md section 3.1), as data.
 
-``SUPPORTED_SPECS`` names the specs this build can create; SM2, a valid AWS spec, answers
-UnsupportedOperationException (docs/compatibility.md explains why).
+``SUPPORTED_SPECS`` names the specs this build can create: all of them (SM2 only in China Regions,
+service/regions.py).
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ SPECS: dict[str, SpecInfo] = {
     "SM2": SpecInfo({ENCRYPT_DECRYPT: ("SM2PKE",), SIGN_VERIFY: ("SM2DSA",), KEY_AGREEMENT: ("ECDH",)}),
 }
 
-# Every spec but SM2, which no sound library offers (docs/compatibility.md; service/regions.py).
-SUPPORTED_SPECS = frozenset(SPECS) - {"SM2"}
+SUPPORTED_SPECS = frozenset(SPECS)
 
 ALGORITHM_LIST_MEMBER = {
     ENCRYPT_DECRYPT: "EncryptionAlgorithms",

@@ -31,9 +31,7 @@ class SigningOps:
         key = usable_key(self.core, ctx, p["KeyId"], operation, SIGN_VERIFY)
         name = p["SigningAlgorithm"]
         check_algorithm(key, name)
-        algorithm = _ALGORITHMS.get(name)
-        if algorithm is None:  # SM2DSA: SM2 keys cannot be created (docs/compatibility.md)
-            raise errors.UnsupportedOperationException(f"Signing algorithm {name} is not supported.")
+        algorithm = _ALGORITHMS[name]  # check_algorithm passed: the key's list names only known ones
         self.core.check_grant_tokens(p)
         message_type = _MESSAGE_TYPES[p.get("MessageType", "RAW")]
         if message_type not in signing.MESSAGE_TYPES[algorithm]:
