@@ -114,3 +114,15 @@ def test_grant_changes_are_visible_on_every_worker(multi: ServerProcess) -> None
         with pytest.raises(ClientError) as e:
             c.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[grant["GrantToken"]])
         assert e.value.response["Error"]["Code"] == "InvalidGrantTokenException"
+
+
+def test_port_in_use_fails_cleanly(multi: ServerProcess) -> None:
+    from urllib.parse import urlsplit
+
+    port = urlsplit(multi.url).port
+    assert port is not None
+    for workers in ("1", "2"):  # with 2, SO_REUSEPORT must not let a second server join the port
+        result = multi.deployment.cli("server", "--port", str(port), "--workers", workers, check=False)
+        assert result.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr

@@ -212,6 +212,12 @@ def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
         shared = bind_socket(host, port)
         return [shared] * count
+    # SECURITY: SO_REUSEPORT lets any process of the same user join a port that is already served with
+    # SO_REUSEPORT (another openkms with its own data directory would silently share the connections).
+    # A plain bind first fails on any port in use; only then is the group formed on the port it got.
+    probe = bind_socket(host, port)
+    port = probe.getsockname()[1]
+    probe.close()
     first = bind_socket(host, port, reuse_port=True)
     sockets = [first]
     try:

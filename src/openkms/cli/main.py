@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -154,17 +155,23 @@ def server(
         console.print(f"openkms listening on {scheme}://{shown}:{bound_port} (data dir {settings.data_dir})")
         sys.stdout.flush()
 
-    serve(
-        settings.server.host,
-        settings.server.port,
-        make_handler_factory(settings, unsealer),
-        workers=settings.server.workers,
-        limits=server_limits(settings),
-        ssl_context=tls_context(settings),
-        on_listening=listening,
-        master_task=master_task,
-        worker_control=worker_control,
-    )
+    try:
+        serve(
+            settings.server.host,
+            settings.server.port,
+            make_handler_factory(settings, unsealer),
+            workers=settings.server.workers,
+            limits=server_limits(settings),
+            ssl_context=tls_context(settings),
+            on_listening=listening,
+            master_task=master_task,
+            worker_control=worker_control,
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        where = f"{settings.server.host}:{settings.server.port}"
+        raise OperatorError(f"cannot listen on {where}: {exc.strerror}") from exc
 
 
 @main.group()
