@@ -1,10 +1,13 @@
 """Imported key material (BYOK): wrapping key pairs, unwrapping, import tokens, material ids.
 
-* Wrapping key: a fresh RSA key pair per GetParametersForImport call (RSA_2048/3072/4096, e = 65537).
+* Wrapping key: a fresh key pair per GetParametersForImport call: RSA_2048/3072/4096 (e = 65537), or SM2
+  (China Regions; the public key as the SM2 SubjectPublicKeyInfo of :mod:`openkms.crypto.sm2`).
 * Unwrapping (AWS "Encrypt key material"):
   ``RSAES_OAEP_SHA_1/256`` -- the material itself, RSA-OAEP with the same hash for MGF1, empty label;
   ``RSA_AES_KEY_WRAP_SHA_1/256`` -- RSA-OAEP(256-bit ephemeral AES key) followed by AES key wrap with
-  padding (RFC 5649) of the material; the RSA part is exactly the modulus length.
+  padding (RFC 5649) of the material; the RSA part is exactly the modulus length;
+  ``SM2PKE`` -- the material itself, SM2 public-key encryption as the SM2PKE Encrypt uses it (GM/T 0009
+  DER C1C3C2, what ``openssl pkeyutl -encrypt`` writes; raw ``04 || C1 || C3 || C2`` too).
 * Import token: ``0x01 || AES-256-GCM`` (via :func:`openkms.crypto.wrap.wrap`) of
   ``len(header) (2 bytes) || header JSON || wrapping private key PKCS#8``, sealed under a key the caller
   derives from the root key; the caller binds account and key id in the AAD. Stateless: any node with
@@ -23,10 +26,14 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from openkms.crypto import sm2
 from openkms.crypto.errors import InvalidCiphertextError, UnwrapError
 from openkms.crypto.wrap import unwrap, wrap
 
 WRAPPING_KEY_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+SM2_WRAPPING = "SM2PKE"  # the one algorithm for the SM2 wrapping key spec
+# Largest material SM2PKE unwraps: an RSA_4096 PKCS#8 key is about 2.4 KB; SM2PKE itself has no limit.
+SM2_MAX_MATERIAL = 4096
 _OAEP_HASH: dict[str, type[hashes.SHA1 | hashes.SHA256]] = {
     "RSAES_OAEP_SHA_1": hashes.SHA1,
     "RSAES_OAEP_SHA_256": hashes.SHA256,
@@ -43,7 +50,10 @@ _CLEAR = serialization.NoEncryption()
 
 
 def generate_wrapping_key(spec: str) -> tuple[bytes, bytes]:
-    """``(PKCS#8 DER private key, DER SubjectPublicKeyInfo)`` of a fresh RSA wrapping key (slow: seconds)."""
+    """``(PKCS#8 DER private key, DER SubjectPublicKeyInfo)`` of a fresh wrapping key (RSA: slow, seconds)."""
+    if spec == "SM2":
+        secret = sm2.generate_private()
+        return sm2.pkcs8_der(secret), sm2.spki_der(sm2.public_point(secret))
     key = rsa.generate_private_key(public_exponent=65537, key_size=WRAPPING_KEY_BITS[spec])
     public = key.public_key().public_bytes(_DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return key.private_bytes(_DER, _PKCS8, _CLEAR), public
@@ -56,6 +66,10 @@ def oaep_max_plaintext(wrapping_spec: str, algorithm: str) -> int:
 
 def unwrap_material(algorithm: str, wrapping_private_pkcs8: bytes, encrypted: bytes) -> bytes:
     """Recover imported material; :class:`InvalidCiphertextError` on any failure, without saying why."""
+    if algorithm == SM2_WRAPPING:
+        if len(encrypted) > SM2_MAX_MATERIAL + 256:  # C1, C3 and DER framing take under 256 bytes
+            raise InvalidCiphertextError()
+        return sm2.decrypt(sm2.parse_pkcs8(wrapping_private_pkcs8), encrypted)
     key = serialization.load_der_private_key(wrapping_private_pkcs8, password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     h = _OAEP_HASH[algorithm]()
@@ -150,7 +164,13 @@ _RSA_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
 
 def canonical_private_key(spec: str, der: bytes) -> bytes | None:
     """The imported PKCS#8 DER private key re-encoded canonically, or ``None`` if it is not a private key of
-    ``spec`` (RSA modulus size, EC curve)."""
+    ``spec`` (RSA modulus size, EC curve). For ``SM2`` the canonical form is what SM2 keys store: the
+    32-byte private scalar (:mod:`openkms.crypto.asymmetric`)."""
+    if spec == "SM2":
+        try:
+            return sm2.parse_pkcs8(der)
+        except ValueError:
+            return None
     try:
         key = serialization.load_der_private_key(der, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):

@@ -198,6 +198,48 @@ def parse_spki(der: bytes) -> Point:
     return point
 
 
+def parse_pkcs8(der: bytes) -> bytes:
+    """The 32-byte secret of an SM2 private key in PKCS#8 DER (RFC 5208 wrapping an RFC 5915
+    ECPrivateKey, id-ecPublicKey with the named curve sm2p256v1: what ``openssl pkcs8 -topk8`` writes).
+    Optional parts are checked when present: the curve in the ECPrivateKey must be sm2p256v1 and its
+    public key must be d * G. :class:`ValueError` for anything else (other curves, explicit parameters,
+    encrypted keys, a bare ECPrivateKey, trailing bytes, d outside [1, n-2])."""
+    body, end = _read(der, 0, 0x30)
+    if end != len(der):
+        raise ValueError("trailing bytes")
+    version, pos = _read(body, 0, 0x02)
+    if version != b"\x00":
+        raise ValueError("PKCS#8 version")
+    algorithm, pos = _read(body, pos, 0x30)
+    if _der(0x30, algorithm) != _ALG_ID:
+        raise ValueError("not an SM2 key")
+    inner, pos = _read(body, pos, 0x04)
+    if pos != len(body):
+        _, pos = _read(body, pos, 0xA0)  # [0] attributes: allowed, ignored
+        if pos != len(body):
+            raise ValueError("trailing fields")
+    ec_key, end = _read(inner, 0, 0x30)
+    if end != len(inner):
+        raise ValueError("trailing bytes")
+    ec_version, pos = _read(ec_key, 0, 0x02)
+    raw, pos = _read(ec_key, pos, 0x04)
+    if ec_version != b"\x01" or not 1 <= len(raw) <= SECRET_LEN:
+        raise ValueError("ECPrivateKey")
+    secret = raw.rjust(SECRET_LEN, b"\x00")  # RFC 5915 fixes the length; tolerate stripped zeros
+    point = public_point(secret)  # ValueError unless d is in [1, n-2]
+    if pos < len(ec_key) and ec_key[pos] == 0xA0:
+        params, pos = _read(ec_key, pos, 0xA0)
+        if params != _ALG_ID[-10:]:  # the OID 1.2.156.10197.1.301
+            raise ValueError("curve")
+    if pos < len(ec_key) and ec_key[pos] == 0xA1:
+        public, pos = _read(ec_key, pos, 0xA1)
+        if public != _der(0x03, b"\x00\x04" + _b32(point[0]) + _b32(point[1])):
+            raise ValueError("public key does not match the private key")
+    if pos != len(ec_key):
+        raise ValueError("trailing fields")
+    return secret
+
+
 # --- SM2DSA ----------------------------------------------------------------------------------------------
 def z_value(point: Point, ident: bytes = DEFAULT_ID) -> bytes:
     """Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA) (GB/T 32918.2 section 5.5)."""
@@ -321,10 +363,12 @@ def _encrypt_with(point: Point, plaintext: bytes, k: int) -> bytes | None:
     return _der(0x30, body)
 
 
-def encrypt(point: Point, plaintext: bytes) -> bytes:
-    """SM2 public-key encryption (GB/T 32918.4) of 1..1024 bytes; DER C1, C3, C2 (module docstring)."""
-    if not 1 <= len(plaintext) <= MAX_PLAINTEXT:
-        raise ValueError("SM2PKE plaintext must be 1 to 1024 bytes")
+def encrypt(point: Point, plaintext: bytes, limit: int = MAX_PLAINTEXT) -> bytes:
+    """SM2 public-key encryption (GB/T 32918.4) of 1..``limit`` bytes; DER C1, C3, C2 (module docstring).
+    The algorithm has no size limit of its own: ``limit`` is KMS's Encrypt limit by default, and larger for
+    wrapping imported key material (an RSA_4096 private key is about 2.4 KB)."""
+    if not 1 <= len(plaintext) <= limit:
+        raise ValueError(f"SM2PKE plaintext must be 1 to {limit} bytes")
     while True:
         ciphertext = _encrypt_with(point, plaintext, _random_scalar())
         if ciphertext is not None:

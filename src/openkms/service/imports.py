@@ -17,7 +17,7 @@ from openkms.crypto.errors import InvalidCiphertextError, UnwrapError
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result
 from openkms.service.keystate import StateRule, check_state
-from openkms.service.regions import is_china
+from openkms.service.wrapping_rules import check_wrapping
 from openkms.storage.base import KeyRecord, KeyState, MaterialRecord, MaterialState, Tx
 
 DAY = 86400.0
@@ -32,6 +32,7 @@ DOES_NOT_EXPIRE = "KEY_MATERIAL_DOES_NOT_EXPIRE"
 IMPORTABLE_SPECS = frozenset(
     {"SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "RSA_2048", "RSA_3072", "RSA_4096"}
     | {"ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1"}
+    | {"SM2"}  # China Regions only (CreateKey checks the Region first)
 )
 # Imported HMAC key lengths in bytes (importing-keys-conceptual.html).
 HMAC_LENGTHS = {"HMAC_224": (28, 64), "HMAC_256": (32, 64), "HMAC_384": (48, 128), "HMAC_512": (64, 128)}
@@ -78,31 +79,7 @@ class Imports:
     def get_parameters_for_import(self, ctx: RequestContext, p: Params) -> Result:
         key = self._external(ctx, p["KeyId"], "GetParametersForImport", StateRule.IMPORT_PARAMETERS)
         algorithm, spec = p["WrappingAlgorithm"], p["WrappingKeySpec"]
-        if algorithm == "SM2PKE" or spec == "SM2":
-            if not is_china(ctx.region):
-                raise errors.UnsupportedOperationException(
-                    "The SM2 wrapping key spec and SM2PKE wrapping algorithm are only available in the "
-                    "AWS China Regions (cn-*)."
-                )
-            raise errors.UnsupportedOperationException(
-                "SM2 wrapping keys are not supported by this openkms release (see docs/compatibility.md)."
-            )
-        if algorithm == "RSAES_PKCS1_V1_5":
-            raise errors.ValidationException(
-                "The RSAES_PKCS1_V1_5 wrapping algorithm is no longer supported. Use RSAES_OAEP_SHA_256 "
-                "or RSA_AES_KEY_WRAP_SHA_256."
-            )
-        if algorithm.startswith("RSAES_OAEP"):
-            if key.key_spec.startswith("RSA_"):
-                raise errors.ValidationException(
-                    f"Wrapping algorithm {algorithm} cannot wrap key material of key spec {key.key_spec}: "
-                    "use an RSA_AES_KEY_WRAP wrapping algorithm for RSA private keys."
-                )
-            if key.key_spec == "ECC_NIST_P521" and spec == "RSA_2048":
-                raise errors.ValidationException(
-                    f"Wrapping key spec RSA_2048 with {algorithm} cannot wrap ECC_NIST_P521 key material: "
-                    "use a longer wrapping key or an RSA_AES_KEY_WRAP wrapping algorithm."
-                )
+        check_wrapping(ctx.region, key.key_spec, algorithm, spec)
         private, public = key_import.generate_wrapping_key(spec)  # seconds for RSA_4096: runs on a thread
         expires_at = ctx.now + TOKEN_LIFETIME
         token = key_import.ImportToken(
