@@ -258,6 +258,42 @@ def test_unknown_target_and_unsigned_request(audited: Deployment, audited_server
     assert event["eventName"] == "UnknownOperation"
 
 
+def test_oversized_request_is_recorded(audited: Deployment, audited_server: ServerProcess) -> None:
+    # Refused by the HTTP layer before its body is read: recorded with what it claims (no signature can
+    # be checked without the body), once.
+    parsed = urlparse(audited_server.url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    agent = f"oversize-test/{os.getpid()}-{time.time_ns()}"
+    conn.request(
+        "POST",
+        "/",
+        body=b"x" * (300 * 1024),
+        headers={
+            "X-Amz-Target": "TrentService.CreateKey",
+            "Content-Type": "application/x-amz-json-1.1",
+            "User-Agent": agent,
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDOVERSIZED/20261129/us-east-1/kms/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=00",
+        },
+    )
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    assert response.status == 413
+    deadline = time.monotonic() + 10
+    while True:
+        found = [e for e in db_events(audited) if e.get("userAgent") == agent]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(found) == 1, found
+    event = found[0]
+    assert event["eventName"] == "CreateKey"
+    assert event["errorCode"] == "RequestEntityTooLargeException"
+    assert event["userIdentity"] == {"type": "Unknown", "accessKeyId": "AKIDOVERSIZED"}
+    assert event["requestParameters"] is None
+
+
 def test_lookup_events_with_boto3(
     audited_server: ServerProcess, kms: Any, key: dict[str, Any], cred: tuple[str, str]
 ) -> None:

@@ -34,6 +34,8 @@ from typing import cast
 
 import httptools
 
+from openkms import errors
+
 log = logging.getLogger(__name__)
 
 
@@ -380,15 +382,35 @@ class HttpProtocol(asyncio.Protocol):
             size = len(self._url) + 20 + sum([len(name) + len(value) + 4 for name, value in raw])
             if size > limits.max_header_bytes:
                 raise _Abort(HEADERS_TOO_LARGE)
-        if self._content_length > limits.max_body_bytes:
-            raise _Abort(BODY_TOO_LARGE)  # before reading any of it
         self._headers = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
+        if self._content_length > limits.max_body_bytes:
+            self._report_oversized()
+            raise _Abort(BODY_TOO_LARGE)  # before reading any of it
         if self._expect_continue and not self._busy and not self._queue and self._transport is not None:
             self._transport.write(_CONTINUE)  # only when no earlier response is still owed
+
+    def _report_oversized(self) -> None:
+        """Let the handler audit a request refused for its body size (``rejected(request, error)``, if
+        the handler has one: the audit log records refused requests too)."""
+        report = getattr(self._state.handler, "rejected", None)
+        if report is None:
+            return
+        parser = self._parser
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
+        url = self._url
+        mark = url.find(b"?")
+        path = (url if mark < 0 else url[:mark]).decode("latin-1")
+        request = HttpRequest(method, path, "", self._headers, b"", self._peer, self._tls)
+        try:
+            report(request, errors.RequestEntityTooLargeException(BODY_TOO_LARGE[2]))
+        except Exception:  # the refusal is sent whatever happens to its record
+            log.exception("recording a refused request failed")
 
     def on_body(self, body: bytes) -> None:
         self._body_len += len(body)
         if self._body_len > self._limits.max_body_bytes:
+            self._report_oversized()
             raise _Abort(BODY_TOO_LARGE)
         self._body.append(body)
 

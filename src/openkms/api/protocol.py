@@ -300,6 +300,27 @@ class KmsApi:
         answer = self._finish(outcome, response)
         return answer if isinstance(answer, HttpResponse) else await answer
 
+    def rejected(self, request: HttpRequest, error: errors.KMSError) -> None:
+        """Record a request the HTTP layer refused before its body was read (an oversized body): not
+        authenticated (the signature covers the body), so only what it claims. Best effort: the client
+        gets the refusal whatever happens here, and no operation ran."""
+        target = _header(request, "x-amz-target")
+        route = self._route(target) if request.method == "POST" else None
+        outcome = Outcome(
+            new_request_id(),
+            route[1] if route is not None else None,
+            None,
+            error,
+            time.monotonic(),
+            self._clock(),
+            request.peer,
+            _header(request, "user-agent"),
+            route[0].signing_name if route is not None else "kms",
+            None,
+            access_key_id=_access_key_hint(request),
+        )
+        self._finish(outcome, error_response(error, outcome.request_id))
+
     def _finish(self, outcome: Outcome, response: HttpResponse) -> _Response:
         """Release ``response`` once the audit record of ``outcome`` is durable (fail closed)."""
         audit = self._audit
