@@ -395,14 +395,13 @@ class HttpProtocol(asyncio.Protocol):
         report = getattr(self._state.handler, "rejected", None)
         if report is None:
             return
-        parser = self._parser
-        raw_method = parser.get_method()
-        method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
-        url = self._url
-        mark = url.find(b"?")
-        path = (url if mark < 0 else url[:mark]).decode("latin-1")
-        request = HttpRequest(method, path, "", self._headers, b"", self._peer, self._tls)
         try:
+            raw_method = self._parser.get_method()
+            method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
+            url = self._url
+            mark = url.find(b"?")
+            path = (url if mark < 0 else url[:mark]).decode("latin-1")
+            request = HttpRequest(method, path, "", self._headers, b"", self._peer, self._tls)
             report(request, errors.RequestEntityTooLargeException(BODY_TOO_LARGE[2]))
         except Exception:  # the refusal is sent whatever happens to its record
             log.exception("recording a refused request failed")
