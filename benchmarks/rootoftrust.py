@@ -18,42 +18,20 @@ Exit status: kmsbench's (0 when every request succeeded), 2 for setup errors. Th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-# ../shared from the main checkout, ../../shared from a worktree under wt/
-KMSBENCH = next(
-    (
-        p
-        for p in (
-            REPO.parent / "shared" / "bench" / "kmsbench",
-            REPO.parent.parent / "shared" / "bench" / "kmsbench",
-        )
-        if p.exists()
-    ),
-    REPO.parent / "shared" / "bench" / "kmsbench",
-)
-OPENKMS = [sys.executable, "-m", "openkms.cli.main"]
-HOST = "127.0.0.1"
-ACCOUNT = "123456789012"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audit import ACCOUNT, KMSBENCH, OPENKMS, BenchError, _mmm, _start, _stop
+
 TARGET_RATIO = 0.90
 PIN = "24681357"
-LISTENING = re.compile(r"listening on http://[^:]+:(\d+)")
-
-
-class BenchError(Exception):
-    pass
 
 
 def _env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -84,43 +62,6 @@ def _softhsm(work: Path) -> dict[str, str]:
         "OPENKMS_ROOT_OF_TRUST_PKCS11_TOKEN_LABEL": "bench",
         "OPENKMS_ROOT_OF_TRUST_PKCS11_PIN": PIN,
     }
-
-
-def _start(
-    name: str, env: dict[str, str], workers: int, pin: str | None, log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    cmd = [*OPENKMS, "server", "--host", HOST, "--port", "0", "--workers", str(workers)]
-    if pin is not None:
-        cmd = ["taskset", "-c", pin, *cmd]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"{name} exited:\n{log.read_text(errors='replace')[-2000:]}")
-        match = LISTENING.search(log.read_text(errors="replace"))
-        if match:
-            return proc, f"http://{HOST}:{match.group(1)}"
-        time.sleep(0.2)
-    raise BenchError(f"{name} did not start:\n{log.read_text(errors='replace')[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def _mmm(values: list[float], fmt: str = "%.0f") -> str:
-    if not values:
-        return "n/a"
-    return f"{fmt % statistics.median(values)} [{fmt % min(values)}-{fmt % max(values)}]"
 
 
 def run(args: argparse.Namespace) -> int:
