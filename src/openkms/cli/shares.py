@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from openkms.cli.common import OperatorError, _settings, console
+from openkms.cli.unseal import read_share_files
 
 if TYPE_CHECKING:
     from openkms.config import Settings
@@ -143,12 +144,7 @@ def _unseal_offline(
 def _shares(ctx: click.Context, params: ShamirParams) -> Iterator[str]:
     files: tuple[Path, ...] = ctx.meta.get(_META_KEY, ())
     if files:
-        for path in files:
-            try:
-                text = path.read_text(encoding="ascii", errors="replace")
-            except OSError as exc:
-                raise OperatorError(f"cannot read {path}: {exc.strerror}") from exc
-            yield from (line.strip() for line in text.splitlines() if line.strip())
+        yield from read_share_files(files)
     elif sys.stdin is not None and sys.stdin.isatty():
         console.print(
             f"The root key is protected by shamir shares (cluster {params.fingerprint}): "

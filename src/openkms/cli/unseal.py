@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +107,19 @@ def _describe(answer: dict[str, Any]) -> str:
     return f"sealed: {answer.get('progress', 0)} of {answer.get('threshold', '?')} shares accepted"
 
 
+def read_share_files(share_files: Sequence[Path]) -> Iterator[str]:
+    """The shares in these files: one per non-empty line, several per file allowed."""
+    for path in share_files:
+        try:
+            text = path.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise OperatorError(f"cannot read {path}: {exc.strerror}") from exc
+        yield from (line.strip() for line in text.splitlines() if line.strip())
+
+
 def _shares_from(share_files: Sequence[Path]) -> Iterable[str]:
     if share_files:
-        for path in share_files:
-            try:
-                text = path.read_text(encoding="ascii", errors="replace")
-            except OSError as exc:
-                raise OperatorError(f"cannot read {path}: {exc.strerror}") from exc
-            yield from (line.strip() for line in text.splitlines() if line.strip())
+        yield from read_share_files(share_files)
     elif sys.stdin.isatty():
         yield click.prompt("Unseal share", hide_input=True, prompt_suffix=" (input hidden): ").strip()
     else:
