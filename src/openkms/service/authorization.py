@@ -243,12 +243,16 @@ class Authorizer:
             cross_account=False,
         )
 
-    def alias_request(self, ctx: RequestContext, action: str, alias_arn: str, account: str) -> AccessRequest:
+    def identity_request(
+        self, ctx: RequestContext, action: str, resource: str, account: str
+    ) -> AccessRequest:
+        """A question for the caller's identity (IAM) policies alone: ``resource`` (an alias ARN, or the
+        key or principal ARN of a grant rule) has no resource-based policy."""
         principal = self.principal(ctx.caller)
         return AccessRequest(
             principal=principal,
             action=action,
-            resource=alias_arn,
+            resource=resource,
             resource_account=account,
             condition_keys=self.caller_keys(ctx, principal),
             cross_account=False,
@@ -286,4 +290,4 @@ class Authorizer:
         return self.check(ctx, self.account_request(ctx, action, extra))
 
     def authorize_alias(self, ctx: RequestContext, action: str, alias_arn: str, account: str) -> Decision:
-        return self.check(ctx, self.alias_request(ctx, action, alias_arn, account))
+        return self.check(ctx, self.identity_request(ctx, action, alias_arn, account))

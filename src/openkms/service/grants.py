@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from openkms import errors
-from openkms.authz.model import AccessRequest, Grant
+from openkms.authz.model import Grant
 from openkms.identifiers import key_arn, parse_key_ref
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result, access_denied
@@ -212,20 +212,8 @@ class Grants:
         (section 6.8). The principal must belong to the caller's account."""
         if account != ctx.caller.account:
             raise access_denied(ctx, "ListRetirableGrants", principal, "no identity-based policy allows")
-        self.core.authorizer.check(ctx, self._identity_request(ctx, "ListRetirableGrants", principal))
-
-    def _identity_request(self, ctx: RequestContext, action: str, resource: str) -> AccessRequest:
-        """A question for the caller's identity (IAM) policies alone: no resource-based policy applies."""
         authorizer = self.core.authorizer
-        principal = authorizer.principal(ctx.caller)
-        return AccessRequest(
-            principal=principal,
-            action=action,
-            resource=resource,
-            resource_account=ctx.caller.account,
-            condition_keys=authorizer.caller_keys(ctx, principal),
-            cross_account=False,
-        )
+        authorizer.check(ctx, authorizer.identity_request(ctx, "ListRetirableGrants", principal, account))
 
     def _page(self, rows: Sequence[GrantRecord], limit: int, scope: str) -> Result:
         page, more = rows[:limit], len(rows) > limit
@@ -319,7 +307,8 @@ class Grants:
         """Does the caller's identity (IAM) policy allow ``kms:RetireGrant`` on the key ARN? An explicit
         Deny wins; a root caller and a principal whose identity policies are not modelled are allowed
         within their own account (section 6.4)."""
-        request = self._identity_request(ctx, "RetireGrant", key_arn_value)
+        authorizer = self.core.authorizer
+        request = authorizer.identity_request(ctx, "RetireGrant", key_arn_value, ctx.caller.account)
         return self.core.authorizer.decide(ctx, request).allowed
 
     def revoke_grant(self, ctx: RequestContext, p: Params) -> Result:
