@@ -55,6 +55,25 @@ def _env(data_dir: Path, audit: bool, sinks: str = "database") -> dict[str, str]
     return env
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (the master, its workers): kmsbench counts the CPU of exactly the PIDs
+    it is given, and with several workers the master alone does little."""
+    parent_of: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent_of[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree = {root}
+    grew = True
+    while grew:
+        kids = {pid for pid, parent in parent_of.items() if parent in tree and pid not in tree}
+        tree |= kids
+        grew = bool(kids)
+    return sorted(tree)
+
+
 def _cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [*OPENKMS, *args], env=env, capture_output=True, text=True, timeout=120, check=False
@@ -120,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         urls, pids = {}, {}
         for name, audit in (("A", False), ("B", True)):
             env = _env(work / name, audit, args.sinks)
+            env.update(setting.split("=", 1) for setting in args.set)
             _cli(env, "init")
             _cli(
                 env,
@@ -154,10 +174,8 @@ def run(args: argparse.Namespace) -> int:
             "1",
             "--json",
             str(out),
-            "--server-pid",
-            str(pids["A"]),
-            "--compare-server-pid",
-            str(pids["B"]),
+            *(f"--server-pid={pid}" for pid in process_tree(pids["A"])),
+            *(f"--compare-server-pid={pid}" for pid in process_tree(pids["B"])),
         ]
         if pin is not None:
             cmd += ["--wrk-cpus", "0"]
@@ -236,6 +254,13 @@ def main() -> int:
         "--no-pin", action="store_true", help="do not pin the servers to CPU 1 and wrk to CPU 0"
     )
     parser.add_argument("--sinks", default="database", help="audit.sinks of B (default: database)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPENKMS_NAME=VALUE",
+        help="a setting for both servers, e.g. OPENKMS_AUDIT_COMMIT_INTERVAL_MS=0 (repeatable)",
+    )
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     if not KMSBENCH.exists():

@@ -5,6 +5,7 @@ The only module that names concrete backends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -22,11 +23,12 @@ from sqlalchemy import Engine
 from openkms.api.http import Handler, ServerLimits
 from openkms.api.protocol import KmsApi
 from openkms.api.sealed import SealedApi
-from openkms.api.server import WorkerControl
+from openkms.api.server import ForkCallbacks, WorkerControl
 from openkms.api.sigv4 import Credential as SigV4Credential
 from openkms.api.sigv4 import SigV4Verifier, VerifiedRequest
 from openkms.api.sts import SIGNING_NAME as STS_SIGNING_NAME
 from openkms.api.sts import StsService
+from openkms.audit.committer import NodeCommitter
 from openkms.audit.db_sink import DatabaseSink
 from openkms.audit.events import EventBuilder
 from openkms.audit.file_sink import FileSink
@@ -34,6 +36,7 @@ from openkms.audit.lookup import LookupEvents
 from openkms.audit.reader import AuditReader
 from openkms.audit.signing import ensure_signing_key, unwrap_signer
 from openkms.audit.sink import AuditSink
+from openkms.audit.stream import CommitStream
 from openkms.audit.writer import AuditWriter, ServiceEvent
 from openkms.clock import Clock, SystemClock
 from openkms.config import Settings
@@ -276,7 +279,7 @@ def make_unsealer(settings: Settings) -> Unsealer | None:
 def build_api(
     settings: Settings,
     service: KmsService,
-    audit: AuditWriter | None = None,
+    audit: AuditWriter | CommitStream | None = None,
     audit_reader: AuditReader | None = None,
 ) -> KmsApi:
     credentials = service.credentials
@@ -358,11 +361,10 @@ class AuditParts:
     database: DatabaseSink | None
 
 
-def build_audit(settings: Settings, keyring: Keyring, engine: Engine | None = None) -> AuditParts | None:
-    """The audit writer and its sinks for this process (None when ``audit.enabled`` is false)."""
-    if not settings.audit.enabled:
-        return None
-    engine = engine or open_audit_engine(settings)
+def open_audit_sinks(
+    settings: Settings, keyring: Keyring, engine: Engine
+) -> tuple[list[AuditSink], DatabaseSink | None]:
+    """The configured sinks (``audit.sinks``) with the digest signer of the key hierarchy."""
     signer = unwrap_signer(ensure_signing_key(engine, keyring, time.time()), keyring)
     interval = settings.audit.digest_interval_seconds
     sinks: list[AuditSink] = []
@@ -377,16 +379,100 @@ def build_audit(settings: Settings, keyring: Keyring, engine: Engine | None = No
                 settings.audit_file, signer, interval, settings.audit.file_max_bytes, settings.audit.file_keep
             )
         )
+    return sinks, database
+
+
+def event_builder(settings: Settings) -> EventBuilder:
     region = settings.kms.regions[0] if settings.kms.regions else "us-east-1"
+    return EventBuilder(settings.kms.partition, region)
+
+
+def build_audit(settings: Settings, keyring: Keyring, engine: Engine | None = None) -> AuditParts | None:
+    """The audit writer and its sinks for this process (None when ``audit.enabled`` is false)."""
+    if not settings.audit.enabled:
+        return None
+    engine = engine or open_audit_engine(settings)
+    sinks, database = open_audit_sinks(settings, keyring, engine)
     writer = AuditWriter(
         sinks,
-        EventBuilder(settings.kms.partition, region),
+        event_builder(settings),
         max_batch=settings.audit.max_batch,
         max_pending=settings.audit.max_pending,
-        digest_interval=interval,
+        digest_interval=settings.audit.digest_interval_seconds,
         commit_gap=settings.audit.commit_interval_ms / 1000,
     )
     return AuditParts(writer, AuditReader(engine) if database is not None else None, database)
+
+
+class NodeAudit:
+    """The server's audit log: the node committer in the master (``openkms.audit.committer``) and, in each
+    forked worker, its end of the channel to it."""
+
+    def __init__(self, settings: Settings, unsealer: Unsealer | None) -> None:
+        self._settings = settings
+        self._unsealer = unsealer
+        self._root: RootOfTrust | None = None
+        self._sinks: list[AuditSink] | None = None
+        self._engine: Engine | None = None
+        self.channel: socket.socket | None = None  # set in a worker
+        self.committer = NodeCommitter(
+            self._current_sinks,
+            digest_interval=settings.audit.digest_interval_seconds,
+            commit_gap=settings.audit.commit_interval_ms / 1000,
+            max_batch=settings.audit.max_batch,
+        )
+
+    def start(self) -> None:
+        self.committer.start()
+
+    def before_fork(self) -> ForkCallbacks:
+        theirs = self.committer.open_channel()
+
+        def in_child() -> None:
+            self.committer.forget_in_child()
+            self.channel = theirs
+
+        return ForkCallbacks(child=in_child, parent=theirs.close)
+
+    def hook(self) -> CommitStream:
+        """In a worker: the audit hook of its API."""
+        if self.channel is None:
+            raise RuntimeError("not a worker forked with an audit channel")
+        builder = event_builder(self._settings)
+        return CommitStream(self.channel, builder, max_pending=self._settings.audit.max_pending)
+
+    def _current_sinks(self) -> list[AuditSink] | None:
+        """The committer's sinks, opened on first use and again after the seal state changed (shamir);
+        None while sealed. Runs on the committer's thread only."""
+        root = None
+        if self._unsealer is not None:
+            root = self._unsealer.root_of_trust()
+            if root is None or root is not self._root:
+                self._close_sinks()
+            if root is None:
+                return None
+        if self._sinks is None:
+            self._engine = open_audit_engine(self._settings)
+            store = open_store(self._settings)
+            try:
+                keyring = load_keyring(self._settings, store, root)
+                self._sinks, _ = open_audit_sinks(self._settings, keyring, self._engine)
+            finally:
+                store.close()
+            self._root = root
+        return self._sinks
+
+    def _close_sinks(self) -> None:
+        for sink in self._sinks or ():
+            with contextlib.suppress(Exception):
+                sink.close()
+        if self._engine is not None:
+            self._engine.dispose()
+        self._sinks, self._engine = None, None
+
+    def close(self) -> None:
+        self.committer.close()
+        self._close_sinks()
 
 
 def service_event_recorder(parts: AuditParts | None, when: float) -> Callable[[str, KeyRecord], None] | None:
@@ -412,7 +498,9 @@ def server_limits(settings: Settings) -> ServerLimits:
     )
 
 
-def make_handler_factory(settings: Settings, unsealer: Unsealer | None = None) -> Callable[[], Handler]:
+def make_handler_factory(
+    settings: Settings, unsealer: Unsealer | None = None, node_audit: NodeAudit | None = None
+) -> Callable[[], Handler]:
     def make() -> Handler:
         root: RootOfTrust | None = None
         if unsealer is not None:
@@ -425,6 +513,8 @@ def make_handler_factory(settings: Settings, unsealer: Unsealer | None = None) -
         engine = open_audit_engine(settings) if settings.audit.enabled else None
         reader = AuditReader(engine) if engine is not None and "database" in settings.audit.sinks else None
         service = build_service(settings, audit_reader=reader, root=root)
+        if node_audit is not None and node_audit.channel is not None:
+            return build_api(settings, service, node_audit.hook(), reader)
         parts = build_audit(settings, service.core.keyring, engine)
         return build_api(settings, service, parts.writer if parts else None, reader)
 

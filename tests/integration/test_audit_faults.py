@@ -217,3 +217,47 @@ def test_kill_9_under_load_loses_no_answered_event(
     check_no_unaudited_success(audited, answered, file_events(audited))
     result = audited.cli("audit", "verify")
     assert result.stdout.count(": OK") == 2, result.stdout
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_stop_answering_when_the_master_and_its_audit_committer_die(
+    audited: Deployment, server_of: Callable[..., ServerProcess]
+) -> None:
+    server = server_of(workers=2)
+    cred = secret_credential(audited)
+    key_id = client(server.url, *cred).create_key()["KeyMetadata"]["KeyId"]
+    workers = _children(server.proc.pid)
+    assert len(workers) == 2
+    with Load(server.url, cred, key_id) as load:
+        load.wait_for(lambda r: sum(code == "ok" for _, code in r) >= 20)
+        os.kill(server.proc.pid, signal.SIGKILL)  # the master only: its workers are orphaned mid-load
+        server.proc.wait(10)
+        killed_at = load.count()
+        deadline = time.monotonic() + 15
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert not [pid for pid in workers if _running(pid)], "orphaned workers kept serving"
+    # the workers answered at most the requests already in flight, never an unaudited success
+    check_no_unaudited_success(audited, load.results[: killed_at + 6], db_events(audited))
+    later = [code for _, code in load.results[killed_at + 6 :]]
+    assert "ok" not in later

@@ -20,6 +20,10 @@ at once: the old ones get SIGTERM (graceful, as above), new ones are forked into
 accept from the same listening sockets, which the master keeps open: connections arriving during the
 swap wait in the accept queue instead of being refused. A master given a ``WorkerControl`` forks even
 for one worker.
+
+``before_fork`` (the audit committer's channels, ``openkms.audit.committer``) is called in the master
+before each fork; of the ``ForkCallbacks`` it returns, ``child`` runs first thing in the new worker and
+``parent`` in the master right after the fork. A master given ``before_fork`` forks even for one worker.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import uvloop
 
@@ -46,6 +51,12 @@ SHUTDOWN_TIMEOUT = 5.0  # seconds a worker waits for in-flight requests on SIGTE
 _BACKLOG = 1024
 _DEFAULT_LIMITS = ServerLimits()
 _MASTER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR1}
+
+
+@dataclass(frozen=True)
+class ForkCallbacks:
+    child: Callable[[], None]  # in the new worker, before its handler is built
+    parent: Callable[[], None]  # in the master, after the fork
 
 
 class WorkerControl:
@@ -178,6 +189,7 @@ def serve(
     on_listening: Callable[[str, int], None] | None = None,
     master_task: Callable[[threading.Event], None] | None = None,
     worker_control: WorkerControl | None = None,
+    before_fork: Callable[[], ForkCallbacks] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then return after a graceful shutdown. Call from the main thread.
 
@@ -190,7 +202,7 @@ def serve(
         if on_listening is not None:
             on_listening(host, sock.getsockname()[1])
         stop_event = threading.Event()
-        if workers == 1 and worker_control is None:
+        if workers == 1 and worker_control is None and before_fork is None:
             thread = _start_master_task(master_task, stop_event)
             try:
                 _run_worker(sock, make_handler, limits, ssl_context, (signal.SIGTERM, signal.SIGINT))
@@ -199,7 +211,7 @@ def serve(
                 if thread is not None:
                     thread.join(SHUTDOWN_TIMEOUT)
         else:
-            supervisor = _Supervisor(sockets, make_handler, limits, ssl_context, worker_control)
+            supervisor = _Supervisor(sockets, make_handler, limits, ssl_context, worker_control, before_fork)
             supervisor.run(master_task, stop_event)
     finally:
         for each in sockets:
@@ -240,7 +252,9 @@ class _Supervisor:
         limits: ServerLimits,
         ssl_context: ssl.SSLContext | None,
         control: WorkerControl | None = None,
+        before_fork: Callable[[], ForkCallbacks] | None = None,
     ) -> None:
+        self._before_fork = before_fork
         self._sockets = sockets  # slot -> its listening socket (the master keeps them for restarts)
         self._control = control
         self._retiring: dict[int, int] = {}  # pid -> slot of workers being replaced
@@ -274,20 +288,25 @@ class _Supervisor:
         for stream in (sys.stdout, sys.stderr):  # else the child would flush the master's buffered output
             if stream is not None:
                 stream.flush()
+        callbacks = self._before_fork() if self._before_fork is not None else None
         pid = os.fork()
         if pid == 0:
-            self._child(slot)  # never returns
+            self._child(slot, callbacks)  # never returns
+        if callbacks is not None:
+            callbacks.parent()
         self._children[pid] = slot
         self._started[slot] = time.monotonic()
         log.info("worker %d started (pid %d)", slot, pid)
 
-    def _child(self, slot: int) -> None:
+    def _child(self, slot: int, callbacks: ForkCallbacks | None) -> None:
         code = 1
         sock = self._sockets[slot]
         for other in self._sockets:
             if other is not sock:
                 other.close()  # only the worker's own socket: no connection waits on a non-accepting copy
         try:
+            if callbacks is not None:
+                callbacks.child()
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C reaches the master, which relays
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)

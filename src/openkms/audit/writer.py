@@ -30,13 +30,11 @@ from typing import Any
 
 from openkms.api.http import HttpResponse
 from openkms.api.protocol import Outcome, internal_error_response
+from openkms.audit.commits import CommitLedger
 from openkms.audit.events import EventBuilder
 from openkms.audit.sink import AuditSink, PendingEvent
 
 log = logging.getLogger("openkms.audit")
-
-_BUCKETS = (1, 4, 16, 64, 256, 1024)  # batch-size histogram upper bounds (last bucket: larger)
-_LOG_EVERY = 10.0  # seconds between repeated "audit store unavailable" log lines
 
 
 class AuditUnavailable(Exception):
@@ -55,7 +53,7 @@ class ServiceEvent:
 
 
 # (record, waiter, response to release, request id); service events: (record, waiter, None, "")
-_Item = tuple[
+WaitingRecord = tuple[
     PendingEvent, "asyncio.Future[HttpResponse] | concurrent.futures.Future[None]", HttpResponse | None, str
 ]
 
@@ -82,24 +80,18 @@ class AuditWriter:
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._digest_interval = digest_interval
+        self._ledger = CommitLedger(digest_interval, clock)
         self._commit_gap = commit_gap
         self._waiting = False
-        self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._queue: list[_Item] = []
+        self._queue: list[WaitingRecord] = []
         self._queued = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._staged: list[_Item] = []
+        self._staged: list[WaitingRecord] = []
         self._service_builder = EventBuilder(builder.partition, builder.default_region)
         self._service_lock = threading.Lock()
         self._flush_scheduled = False
         self._closed = False
-        # statistics (written by the writer thread only)
-        self._batches = self._events = self._failed_batches = self._largest = 0
-        self._histogram = [0] * (len(_BUCKETS) + 1)
-        self._failing_since: float | None = None
-        self._last_failure_log = 0.0
-        self._last_digest_check = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="openkms-audit", daemon=True)
         self._thread.start()
 
@@ -168,7 +160,7 @@ class AuditWriter:
                 if not self._queue:
                     if self._closed:
                         return
-                    batch: list[_Item] = []
+                    batch: list[WaitingRecord] = []
                 else:
                     batch = self._queue[: self._max_batch]
                     del self._queue[: self._max_batch]
@@ -183,49 +175,15 @@ class AuditWriter:
                 log.exception("audit writer failed")
                 self._settle(batch, ok=False)
 
-    def _write(self, batch: list[_Item]) -> None:
-        events = [item[0] for item in batch]
-        now = self._clock()
-        try:
-            for sink in self._sinks:
-                sink.append(events, now)
-        except Exception as exc:
-            self._failed(exc, len(events))
-            self._settle(batch, ok=False)
-            return
-        if self._failing_since is not None:
-            log.warning("audit store recovered after %.1f s", time.monotonic() - self._failing_since)
-            self._failing_since = None
-        self._settle(batch, ok=True)
-        self._count(len(events))
+    def _write(self, batch: list[WaitingRecord]) -> None:
+        self._settle(batch, ok=self._ledger.append(self._sinks, [item[0] for item in batch]))
 
     def _idle_digest(self) -> None:
-        if time.monotonic() - self._last_digest_check < self._digest_interval:
-            return
-        self._last_digest_check = time.monotonic()
-        now = self._clock()
-        for sink in self._sinks:
-            try:
-                sink.digest_if_due(now)
-            except Exception as exc:
-                log.warning("audit digest of sink %s failed: %s", sink.name, _first_line(exc))
-
-    def _failed(self, exc: Exception, count: int) -> None:
-        self._failed_batches += 1
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
-        if now - self._last_failure_log >= _LOG_EVERY:
-            self._last_failure_log = now
-            # the message names the store's error only (never an event's content)
-            log.error(
-                "audit store unavailable: %d request(s) failed closed (%s: %s)",
-                count, type(exc).__name__, _first_line(exc),
-            )  # fmt: skip
+        self._ledger.idle_digest(self._sinks)
 
     @staticmethod
-    def _settle(batch: list[_Item], *, ok: bool) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
+    def _settle(batch: list[WaitingRecord], *, ok: bool) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[WaitingRecord]] = {}
         for item in batch:
             waiter = item[1]
             if isinstance(waiter, asyncio.Future):
@@ -236,32 +194,11 @@ class AuditWriter:
                 waiter.set_exception(AuditUnavailable("the audit record could not be written"))
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_complete, items, ok)
-
-    def _count(self, size: int) -> None:
-        self._batches += 1
-        self._events += size
-        self._largest = max(self._largest, size)
-        for index, bound in enumerate(_BUCKETS):
-            if size <= bound:
-                self._histogram[index] += 1
-                break
-        else:
-            self._histogram[-1] += 1
+                loop.call_soon_threadsafe(release, items, ok)
 
     # --- management ---------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        labels = [f"<={b}" for b in _BUCKETS] + [f">{_BUCKETS[-1]}"]
-        return {
-            "batches": self._batches,
-            "events": self._events,
-            "failed_batches": self._failed_batches,
-            "largest_batch": self._largest,
-            "mean_batch": round(self._events / self._batches, 2) if self._batches else 0.0,
-            "batch_sizes": dict(zip(labels, self._histogram, strict=True)),
-            "queued": self._queued + len(self._staged),
-            "healthy": self._failing_since is None,
-        }
+        return self._ledger.stats(self._queued + len(self._staged))
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread and close the sinks."""
@@ -276,14 +213,9 @@ class AuditWriter:
                 log.exception("closing audit sink %s failed", sink.name)
 
 
-def _complete(items: list[_Item], ok: bool) -> None:
+def release(items: Sequence[WaitingRecord], ok: bool) -> None:
     """On the loop thread: release each response, or (fail closed) answer KMSInternalException."""
     for _, future, response, request_id in items:
         if future.done() or not isinstance(future, asyncio.Future):
             continue
         future.set_result(response if ok and response is not None else internal_error_response(request_id))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -103,6 +103,7 @@ def server(
     """Run the KMS endpoint (initializes a fresh data directory first)."""
     from openkms.api.server import WorkerControl, serve
     from openkms.app import (
+        NodeAudit,
         initialize,
         make_handler_factory,
         make_unsealer,
@@ -155,23 +156,31 @@ def server(
         console.print(f"openkms listening on {scheme}://{shown}:{bound_port} (data dir {settings.data_dir})")
         sys.stdout.flush()
 
+    # one audit commit stream for the whole node, in this (the master) process: docs/architecture.md
+    node_audit = NodeAudit(settings, unsealer) if settings.audit.enabled else None
+    if node_audit is not None:
+        node_audit.start()
     try:
         serve(
             settings.server.host,
             settings.server.port,
-            make_handler_factory(settings, unsealer),
+            make_handler_factory(settings, unsealer, node_audit),
             workers=settings.server.workers,
             limits=server_limits(settings),
             ssl_context=tls_context(settings),
             on_listening=listening,
             master_task=master_task,
             worker_control=worker_control,
+            before_fork=node_audit.before_fork if node_audit is not None else None,
         )
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
         where = f"{settings.server.host}:{settings.server.port}"
         raise OperatorError(f"cannot listen on {where}: {exc.strerror}") from exc
+    finally:
+        if node_audit is not None:
+            node_audit.close()
 
 
 @main.group()

@@ -204,6 +204,7 @@ class _SqliteWriteLock:
 
 
 _WRITE_LOCKS: dict[str, _SqliteWriteLock] = {}
+_LOCK_OF_NAME: dict[str, _SqliteWriteLock] = {}  # database name as configured -> its lock (by real path)
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
@@ -234,6 +235,7 @@ def _fresh_write_locks_after_fork() -> None:
     global _WRITE_LOCKS_GUARD
     _held_for_fork.clear()
     _WRITE_LOCKS.clear()  # the child opens its own (the flock is per open file)
+    _LOCK_OF_NAME.clear()  # (its thread locks were held for the fork)
     _WRITE_LOCKS_GUARD = threading.Lock()
 
 
@@ -253,11 +255,14 @@ def sqlite_write_lock(engine: Engine) -> AbstractContextManager[None]:
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database:
         return nullcontext()
-    path = os.path.realpath(database)
-    with _WRITE_LOCKS_GUARD:
-        lock = _WRITE_LOCKS.get(path)
-        if lock is None:
-            lock = _WRITE_LOCKS[path] = _SqliteWriteLock(path)
+    lock = _LOCK_OF_NAME.get(database)  # the hot path: no realpath (several lstat calls) per transaction
+    if lock is None:
+        path = os.path.realpath(database)
+        with _WRITE_LOCKS_GUARD:
+            lock = _WRITE_LOCKS.get(path)
+            if lock is None:
+                lock = _WRITE_LOCKS[path] = _SqliteWriteLock(path)
+        _LOCK_OF_NAME[database] = lock
     return lock.held()
 
 
