@@ -58,11 +58,14 @@ class CommitLedger:
                 count, type(exc).__name__, first_line(exc),
             )  # fmt: skip
 
-    def idle_digest(self, sinks: Sequence[AuditSink]) -> None:
-        """Write a signed digest when one is due and no events came (called when the loop is idle)."""
+    def idle_digest(self, sinks: Sequence[AuditSink] | Callable[[], Sequence[AuditSink] | None]) -> None:
+        """Write a signed digest when one is due and no events came (called when the loop is idle); ``sinks``
+        may be a callable, called only when a digest is due."""
         if time.monotonic() - self._last_digest_check < self._digest_interval:
             return
         self._last_digest_check = time.monotonic()
+        if callable(sinks):
+            sinks = sinks() or ()
         now = self._clock()
         for sink in sinks:
             try:

@@ -274,9 +274,7 @@ class NodeCommitter:
             self._send(channel, frame)
 
     def _idle_digest(self) -> None:
-        sinks = self._sinks()
-        if sinks is not None:
-            self._ledger.idle_digest(sinks)
+        self._ledger.idle_digest(self._sinks)
 
     def _safely(self, action: Callable[[], None]) -> None:
         try:
