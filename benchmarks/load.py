@@ -505,6 +505,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="split: servers on CPU 1 (taskset), wrk on CPU 0; shared: nothing pinned; "
         "auto (default): split for 1 worker, shared otherwise (perf-baseline method)",
     )
+    p.add_argument(
+        "--moto-cpus",
+        metavar="CPUS",
+        help="pin moto_server to these CPUs (taskset), whatever --placement says; perf-baseline.md measured "
+        "moto with 1 (one GIL-bound process, 32 threads: pinned it spends ~2.5x more CPU per request here)",
+    )
     p.add_argument("--jobs", action="store_true", help="keep openkms' background jobs on (default off)")
     p.add_argument(
         "--server-env",
@@ -570,10 +576,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _sigterm_as_interrupt():
             try:
                 okms = start_openkms(work, a.workers, a.server_cpus, a.jobs, a.extra_env, servers)
-                moto = None if a.no_peer else start_moto(work, a.server_cpus, servers)
+                moto_cpus = a.moto_cpus or a.server_cpus
+                moto = None if a.no_peer else start_moto(work, moto_cpus, servers)
                 print(
                     f"openkms {okms.url} ({a.workers} worker(s)); moto_server {moto.url if moto else '-'}; "
-                    f"placement {a.placement}; data dir {work}; server env {a.extra_env or '-'}",
+                    f"placement {a.placement}; moto pinned to {moto_cpus or '-'}; data dir {work}; "
+                    f"server env {a.extra_env or '-'}",
                     flush=True,
                 )
                 raw_json = work / "kmsbench.json"
