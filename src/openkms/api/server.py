@@ -289,7 +289,12 @@ class _Supervisor:
             if stream is not None:
                 stream.flush()
         callbacks = self._before_fork() if self._before_fork is not None else None
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            if callbacks is not None:
+                callbacks.parent()  # e.g. closes the unused end of a channel, so its other end sees EOF
+            raise
         if pid == 0:
             self._child(slot, callbacks)  # never returns
         if callbacks is not None:
