@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 # 256 KiB frames: the SDK's per-frame Python overhead dominates at its 4 KiB default; measured with
-# benchmarks/envelope.py, 256 KiB costs ~20 % less CPU than 64 KiB and larger frames gain nothing more
+# benchmarks/envelope.py, 256 KiB costs ~20 % less CPU than 64 KiB, and larger frames gain nothing (EPYC)
+# or cost more system time (Xeon guest: page faults on the larger buffers); docs/performance.md
 DEFAULT_FRAME_LENGTH = 256 * 1024
 MAX_ENCRYPTED_DATA_KEYS = 16  # refuse messages that would make us call KMS without bound
 SIGNED = "AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384"  # the SDK's default suite
