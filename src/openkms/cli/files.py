@@ -11,32 +11,34 @@ a failure never leaves truncated or unauthenticated plaintext under the output n
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # 256 KiB frames: the SDK's per-frame Python overhead dominates at its 4 KiB default; measured with
-# benchmarks/envelope.py, 256 KiB costs ~20 % less CPU than 64 KiB and larger frames gain nothing more
+# benchmarks/envelope.py, 256 KiB costs ~20 % less CPU than 64 KiB, and larger frames gain nothing (EPYC)
+# or cost more system time (Xeon guest: page faults on the larger buffers); docs/performance.md
 DEFAULT_FRAME_LENGTH = 256 * 1024
 MAX_ENCRYPTED_DATA_KEYS = 16  # refuse messages that would make us call KMS without bound
 SIGNED = "AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384"  # the SDK's default suite
 UNSIGNED = "AES_256_GCM_HKDF_SHA512_COMMIT_KEY"
 ALGORITHMS = (SIGNED, UNSIGNED)
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+@functools.cache
+def _stderr() -> Console:
+    # imported on first use: with --quiet the command never loads rich (it starts once per file)
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _context(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -77,9 +79,18 @@ def _connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextlib.contextmanager
 def _progress(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
-    if quiet or not stderr.is_terminal:  # a bar only for a person watching
+    if quiet or not _stderr().is_terminal:  # a bar only for a person watching
         yield lambda _n: None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -87,7 +98,7 @@ def _progress(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], N
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    with Progress(*columns, console=_stderr(), transient=True) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
 
@@ -170,7 +181,7 @@ def encrypt_file(
             **options,
         )
     if not quiet:
-        stderr.print(f"encrypted {input_path} -> {output} ({size} bytes) under {', '.join(arns)}")
+        _stderr().print(f"encrypted {input_path} -> {output} ({size} bytes) under {', '.join(arns)}")
 
 
 @click.command("decrypt-file")
@@ -201,4 +212,4 @@ def decrypt_file(input_path: Path, key_ids: tuple[str, ...], **options: Any) -> 
             **options,
         )
     if not quiet:
-        stderr.print(f"decrypted {input_path} -> {output} with {used}")
+        _stderr().print(f"decrypted {input_path} -> {output} with {used}")
