@@ -149,6 +149,8 @@ def test_every_operation_records_exactly_one_event(
         assert "errorCode" not in event, op
         assert event["recipientAccountId"] == TEST_ACCOUNT
         assert event["userIdentity"]["type"] == "IAMUser" and event["userIdentity"]["userName"] == "auditor"
+        if op != "GenerateRandom":  # authorized: CloudTrail's principalId is the caller's aws:userid
+            assert event["userIdentity"]["principalId"].startswith("AIDA"), op
         assert event["awsRegion"] == TEST_REGION
         resources = [r["ARN"] for r in event["resources"]]
         assert resources == ([] if op in ("GenerateRandom", "ListKeys", "DeleteAlias") else [arn]), op

@@ -178,6 +178,14 @@ def test_role_session_caller_in_kms_errors_and_audit(dep: Deployment, seeded_ser
     assert identity["arn"] == f"arn:aws:sts::{DEV}:assumed-role/app/build"
     assert identity["accessKeyId"] == "AKIAAPPBUILD00000001"
     assert identity["sessionContext"]["sessionIssuer"]["arn"] == f"arn:aws:iam::{DEV}:role/app"
+    # an authorization check ran for ListKeys (allowed or not): the record names the session's aws:userid
+    try:
+        listed_id = kms.list_keys()["ResponseMetadata"]["RequestId"]
+    except ClientError as exc:
+        listed_id = exc.response["ResponseMetadata"]["RequestId"]
+    listed = [e for e in db_events(dep) if e.get("requestID") == listed_id]
+    principal_id = listed[0]["userIdentity"]["principalId"]
+    assert principal_id.startswith("AROA") and principal_id.endswith(":build")
     calls = [e for e in events if e["eventName"] == "GetCallerIdentity"]
     assert calls and calls[-1]["eventSource"] == "sts.amazonaws.com"
     assert calls[-1]["userIdentity"]["type"] == "AssumedRole" and calls[-1]["readOnly"] is True

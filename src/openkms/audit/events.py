@@ -51,8 +51,9 @@ def new_event_id() -> str:
     return _uuid4(os.urandom(16).hex())
 
 
-def identity(credential: Credential) -> dict[str, Any]:
-    """CloudTrail ``userIdentity`` of an authenticated caller."""
+def identity(credential: Credential, principal_id: str | None = None) -> dict[str, Any]:
+    """CloudTrail ``userIdentity`` of an authenticated caller (``principal_id``: its aws:userid, when
+    authorization resolved it)."""
     arn = credential.principal_arn
     out: dict[str, Any]
     if arn.endswith(":root"):
@@ -74,6 +75,8 @@ def identity(credential: Credential) -> dict[str, Any]:
         }
     else:
         out = {"type": "IAMUser", "userName": arn.rpartition("/")[2]}
+    if principal_id is not None and "principalId" not in out:
+        out["principalId"] = principal_id
     out.update(arn=arn, accountId=credential.account, accessKeyId=credential.access_key_id)
     return out
 
@@ -99,7 +102,7 @@ class EventBuilder:
     def __init__(self, partition: str, default_region: str = "us-east-1") -> None:
         self.partition = partition
         self.default_region = default_region
-        self._identities: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._identities: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
         self._second = -1
         self._second_text = ""
         self._id_prefix = ""
@@ -125,13 +128,13 @@ class EventBuilder:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
         return self._second_text
 
-    def _identity(self, credential: Credential) -> dict[str, Any]:
-        cache_key = (credential.access_key_id, credential.principal_arn, credential.account)
+    def _identity(self, credential: Credential, principal_id: str | None) -> dict[str, Any]:
+        cache_key = (credential.access_key_id, credential.principal_arn, credential.account, principal_id)
         found = self._identities.get(cache_key)
         if found is None:
             if len(self._identities) >= _IDENTITY_CACHE_SIZE:
                 self._identities.clear()
-            found = self._identities[cache_key] = identity(credential)
+            found = self._identities[cache_key] = identity(credential, principal_id)
         return found  # shared between records, never mutated
 
     def api_event(self, o: Outcome) -> PendingEvent:
@@ -147,7 +150,8 @@ class EventBuilder:
         if verified is not None:
             credential = verified.credential
             account = credential.account
-            user_identity = self._identity(credential)
+            principal_id = ctx.principal_ids[0] if ctx is not None and ctx.principal_ids else None
+            user_identity = self._identity(credential, principal_id)
             region = verified.region
             table = CLOUDTRAIL_REQUEST_MEMBERS if o.service == "cloudtrail" else REQUEST_MEMBERS
             parameters = request_parameters(name, o.params, table)

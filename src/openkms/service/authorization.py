@@ -132,6 +132,8 @@ class Authorizer:
 
     def caller_keys(self, ctx: RequestContext, principal: Principal) -> dict[str, ConditionValue]:
         """``condition_keys.caller_keys``, with the caller's part cached (a fresh dict per request)."""
+        if not ctx.principal_ids:  # for the audit record (every check passes here)
+            ctx.principal_ids.append(principal.user_id)
         cache_key = (ctx.caller, ctx.region, ctx.source_ip, ctx.secure)
         cached = self._connections.get(cache_key)
         if cached is None or cached[0] is not principal:

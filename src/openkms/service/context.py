@@ -36,3 +36,6 @@ class RequestContext:
     secure: bool = False  # aws:SecureTransport: the request came over TLS
     # The reason of every authorization decision taken for this request, for the audit record.
     decisions: list[str] = field(default_factory=list)
+    # aws:userid of the caller (AIDA..., AROA...:session, the account for root), added by each authorization
+    # check (the context is frozen, its lists are not): the audit record's userIdentity.principalId.
+    principal_ids: list[str] = field(default_factory=list)

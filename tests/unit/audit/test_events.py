@@ -185,3 +185,11 @@ def test_event_ids_distinct() -> None:
     builder = EventBuilder("aws")
     ids = {builder.api_event(outcome()).body for _ in range(2000)}
     assert len(ids) == 2000
+
+
+def test_principal_id_of_the_authorized_caller() -> None:
+    o = outcome(params={"KeyId": "alias/app", "Plaintext": SECRET_PLAINTEXT})
+    assert "principalId" not in record(o)["userIdentity"]  # no authorization check ran: not known
+    assert o.context is not None
+    o.context.principal_ids.append("AIDAEXAMPLE0000000001")
+    assert record(o)["userIdentity"]["principalId"] == "AIDAEXAMPLE0000000001"
