@@ -452,14 +452,17 @@ class NodeAudit:
             if root is None:
                 return None
         if self._sinks is None:
-            self._engine = open_audit_engine(self._settings)
+            engine = open_audit_engine(self._settings)
             store = open_store(self._settings)
             try:
                 keyring = load_keyring(self._settings, store, root)
-                self._sinks, _ = open_audit_sinks(self._settings, keyring, self._engine)
+                self._sinks, _ = open_audit_sinks(self._settings, keyring, engine)
+            except BaseException:
+                engine.dispose()  # the store may be down: the next commit tries again with a fresh engine
+                raise
             finally:
                 store.close()
-            self._root = root
+            self._engine, self._root = engine, root
         return self._sinks
 
     def _close_sinks(self) -> None:

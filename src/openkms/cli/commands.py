@@ -16,7 +16,7 @@ import click
 from rich.table import Table
 
 from openkms.cli.audit import audit
-from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console
+from openkms.cli.common import OperatorError, _fail_cleanly, _settings, console, parse_instant
 from openkms.cli.identities import apply_seed_at_start, register
 from openkms.cli.operator import operator
 from openkms.cli.policy import policy
@@ -250,7 +250,7 @@ def jobs() -> None:
 
 @share_file_option
 @jobs.command("run")
-@click.option("--at", "at", default=None, help="Run as if the time were this ISO-8601 instant (testing).")
+@click.option("--at", "at", default=None, help="Run as if the time were this instant (ISO-8601 or epoch seconds; testing).")
 @click.pass_context
 @_fail_cleanly
 def jobs_run(ctx: click.Context, at: str | None) -> None:
@@ -261,13 +261,7 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
 
     clock = SystemClock()
     if at is not None:
-        try:
-            instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise click.BadParameter(f"not an ISO-8601 instant: {at}") from exc
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=dt.UTC)
-        clock = FixedClock(instant.timestamp())  # type: ignore[assignment]
+        clock = FixedClock(parse_instant(at))  # type: ignore[assignment]
     settings = _settings(ctx)
     service = offline_service(ctx, settings, clock=clock)
     audit_parts = build_audit(settings, service.core.keyring)  # RotateKey / DeleteKey service events
