@@ -250,7 +250,9 @@ def jobs() -> None:
 
 @share_file_option
 @jobs.command("run")
-@click.option("--at", "at", default=None, help="Run as if the time were this instant (ISO-8601 or epoch seconds; testing).")
+@click.option(
+    "--at", "at", default=None, help="Run as if it were this instant (ISO-8601 or epoch seconds; testing)."
+)
 @click.pass_context
 @_fail_cleanly
 def jobs_run(ctx: click.Context, at: str | None) -> None:
