@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,67 @@ def _mmm(values: list[float], fmt: str = "%.0f") -> str:
     return f"{fmt % statistics.median(values)} [{fmt % min(values)}-{fmt % max(values)}]"
 
 
+@dataclass
+class Comparison:
+    status: int  # kmsbench's exit status
+    results: dict[str, Any]  # its JSON
+    runs_a: list[dict[str, Any]]
+    runs_b: list[dict[str, Any]]
+    ratios: list[float]  # B/A ok/s of adjacent pairs
+    cpu_ratios: list[float]  # B/A server CPU per request
+
+
+def compare(
+    kmsbench: Path,
+    urls: dict[str, str],
+    pids: dict[str, int],
+    args: argparse.Namespace,
+    pin: str | None,
+    out: Path,
+    extra: Sequence[str] = (),
+) -> Comparison:
+    """``kmsbench --compare A B --op Encrypt`` (runs alternate A B A B); the CPU counted is every process of
+    each server (with the audit log on the master commits, and it forks even for one worker)."""
+    cmd = [
+        str(kmsbench), urls["A"], "--compare", urls["B"], "--op", "Encrypt", *extra,
+        "-c", str(args.connections), "-d", str(args.duration), "--rounds", str(args.rounds),
+        "--warmup", "1", "--json", str(out),
+        *(f"--server-pid={pid}" for pid in process_tree(pids["A"])),
+        *(f"--compare-server-pid={pid}" for pid in process_tree(pids["B"])),
+    ]  # fmt: skip
+    if pin is not None:
+        cmd += ["--wrk-cpus", "0"]
+    status = subprocess.run(cmd, env=dict(os.environ, KMSBENCH_PYTHON=sys.executable), check=False).returncode
+    results = json.loads(out.read_text()) if out.exists() else {"runs": []}
+    runs_a = [r for r in results["runs"] if r.get("label") == "A"]
+    runs_b = [r for r in results["runs"] if r.get("label") == "B"]
+    pairs = list(zip(runs_a, runs_b, strict=False))
+    return Comparison(
+        status,
+        results,
+        runs_a,
+        runs_b,
+        [b["ok_rps"] / a["ok_rps"] for a, b in pairs if a["ok_rps"]],
+        [
+            b["server_us_per_req"] / a["server_us_per_req"]
+            for a, b in pairs
+            if a.get("server_us_per_req") and b.get("server_us_per_req")
+        ],
+    )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every A/B benchmark here takes."""
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measured run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server (alternating)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin the servers to CPU 1 and wrk to CPU 0"
+    )
+    parser.add_argument("--json", help="write the results here")
+
+
 def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="openkms-audit-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -156,41 +219,10 @@ def run(args: argparse.Namespace) -> int:
             procs.append(proc)
             urls[name], pids[name] = url, proc.pid
         before = _health(urls["B"]).get("audit", {})
-        out = work / "kmsbench.json"
-        cmd = [
-            str(KMSBENCH),
-            urls["A"],
-            "--compare",
-            urls["B"],
-            "--op",
-            "Encrypt",
-            "-c",
-            str(args.connections),
-            "-d",
-            str(args.duration),
-            "--rounds",
-            str(args.rounds),
-            "--warmup",
-            "1",
-            "--json",
-            str(out),
-            *(f"--server-pid={pid}" for pid in process_tree(pids["A"])),
-            *(f"--compare-server-pid={pid}" for pid in process_tree(pids["B"])),
-        ]
-        if pin is not None:
-            cmd += ["--wrk-cpus", "0"]
-        bench_env = dict(os.environ, KMSBENCH_PYTHON=sys.executable)
-        status = subprocess.run(cmd, env=bench_env, check=False).returncode
+        c = compare(KMSBENCH, urls, pids, args, pin, work / "kmsbench.json")
+        status, results, runs_a, runs_b = c.status, c.results, c.runs_a, c.runs_b
+        ratios, cpu = c.ratios, c.cpu_ratios
         after = _health(urls["B"]).get("audit", {})
-        results = json.loads(out.read_text()) if out.exists() else {"runs": []}
-        runs_a = [r for r in results["runs"] if r.get("label") == "A"]
-        runs_b = [r for r in results["runs"] if r.get("label") == "B"]
-        ratios = [b["ok_rps"] / a["ok_rps"] for a, b in zip(runs_a, runs_b, strict=False) if a["ok_rps"]]
-        cpu = [
-            b["server_us_per_req"] / a["server_us_per_req"]
-            for a, b in zip(runs_a, runs_b, strict=False)
-            if a.get("server_us_per_req") and b.get("server_us_per_req")
-        ]
         events = after.get("events", 0) - before.get("events", 0)
         batches = after.get("batches", 0) - before.get("batches", 0)
         sizes = {
@@ -246,13 +278,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measured run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per server (alternating)")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument(
-        "--no-pin", action="store_true", help="do not pin the servers to CPU 1 and wrk to CPU 0"
-    )
+    add_common_arguments(parser)
     parser.add_argument("--sinks", default="database", help="audit.sinks of B (default: database)")
     parser.add_argument(
         "--set",
@@ -261,7 +287,6 @@ def main() -> int:
         metavar="OPENKMS_NAME=VALUE",
         help="a setting for both servers, e.g. OPENKMS_AUDIT_COMMIT_INTERVAL_MS=0 (repeatable)",
     )
-    parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     if not KMSBENCH.exists():
         print(f"kmsbench not found at {KMSBENCH}", file=sys.stderr)

@@ -36,7 +36,18 @@ import boto3
 from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit import ACCOUNT, KMSBENCH, BenchError, _cli, _env, _mmm, _start, _stop
+from audit import (
+    ACCOUNT,
+    KMSBENCH,
+    BenchError,
+    _cli,
+    _env,
+    _mmm,
+    _start,
+    _stop,
+    add_common_arguments,
+    compare,
+)
 
 TARGET_RATIO = 0.90
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
@@ -129,27 +140,10 @@ def run(args: argparse.Namespace) -> int:
             procs.append(proc)
             urls[name], pids[name] = url, proc.pid
             _create_bench_key(url, policy)
-        out = work / "kmsbench.json"
-        cmd = [
-            str(args.kmsbench), urls["A"], "--compare", urls["B"],
-            "--op", "Encrypt", "--key-id", "alias/bench",
-            "--access-key", "app", "--secret-key", "app", "-c", str(args.connections),
-            "-d", str(args.duration), "--rounds", str(args.rounds), "--warmup", "1", "--json", str(out),
-            "--server-pid", str(pids["A"]), "--compare-server-pid", str(pids["B"]),
-        ]  # fmt: skip
-        if pin is not None:
-            cmd += ["--wrk-cpus", "0"]
-        bench_env = dict(os.environ, KMSBENCH_PYTHON=sys.executable)
-        status = subprocess.run(cmd, env=bench_env, check=False).returncode
-        results = json.loads(out.read_text()) if out.exists() else {"runs": []}
-        runs_a = [r for r in results["runs"] if r.get("label") == "A"]
-        runs_b = [r for r in results["runs"] if r.get("label") == "B"]
-        ratios = [b["ok_rps"] / a["ok_rps"] for a, b in zip(runs_a, runs_b, strict=False) if a["ok_rps"]]
-        cpu = [
-            b["server_us_per_req"] / a["server_us_per_req"]
-            for a, b in zip(runs_a, runs_b, strict=False)
-            if a.get("server_us_per_req") and b.get("server_us_per_req")
-        ]
+        extra = ["--key-id", "alias/bench", "--access-key", "app", "--secret-key", "app"]
+        c = compare(args.kmsbench, urls, pids, args, pin, work / "kmsbench.json", extra)
+        status, results, runs_a, runs_b = c.status, c.results, c.runs_a, c.runs_b
+        ratios, cpu = c.ratios, c.cpu_ratios
         print()
         for label, runs, what in (("A", runs_a, "default policy   "), ("B", runs_b, "5-statement policy")):
             print(
@@ -175,14 +169,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measured run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per server (alternating)")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument(
-        "--no-pin", action="store_true", help="do not pin the servers to CPU 1 and wrk to CPU 0"
-    )
-    parser.add_argument("--json", help="write the results here")
+    add_common_arguments(parser)
     parser.add_argument("--kmsbench", type=Path, default=KMSBENCH, help="the kmsbench script")
     args = parser.parse_args()
     if not args.kmsbench.exists():

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit import ACCOUNT, KMSBENCH, OPENKMS, BenchError, _mmm, _start, _stop
+from audit import ACCOUNT, KMSBENCH, OPENKMS, BenchError, _mmm, _start, _stop, add_common_arguments, compare
 
 TARGET_RATIO = 0.90
 PIN = "24681357"
@@ -91,38 +91,8 @@ def run(args: argparse.Namespace) -> int:
             proc, url = _start(name, env, args.workers, pin, work / f"{name}.log")
             procs.append(proc)
             urls[name], pids[name] = url, proc.pid
-        out = work / "kmsbench.json"
-        cmd = [
-            str(KMSBENCH),
-            urls["A"],
-            "--compare",
-            urls["B"],
-            "--op",
-            "Encrypt",
-            "-c",
-            str(args.connections),
-            "-d",
-            str(args.duration),
-            "--rounds",
-            str(args.rounds),
-            "--warmup",
-            "1",
-            "--json",
-            str(out),
-            "--server-pid",
-            str(pids["A"]),
-            "--compare-server-pid",
-            str(pids["B"]),
-        ]
-        if pin is not None:
-            cmd += ["--wrk-cpus", "0"]
-        status = subprocess.run(
-            cmd, env=dict(os.environ, KMSBENCH_PYTHON=sys.executable), check=False
-        ).returncode
-        results = json.loads(out.read_text()) if out.exists() else {"runs": []}
-        runs_a = [r for r in results["runs"] if r.get("label") == "A"]
-        runs_b = [r for r in results["runs"] if r.get("label") == "B"]
-        ratios = [b["ok_rps"] / a["ok_rps"] for a, b in zip(runs_a, runs_b, strict=False) if a["ok_rps"]]
+        c = compare(KMSBENCH, urls, pids, args, pin, work / "kmsbench.json")
+        status, results, runs_a, runs_b, ratios = c.status, c.results, c.runs_a, c.runs_b, c.ratios
         print()
         for label, runs in (("file   (A)", runs_a), ("pkcs11 (B)", runs_b)):
             print(
@@ -147,14 +117,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measured run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per server (alternating)")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument(
-        "--no-pin", action="store_true", help="do not pin the servers to CPU 1 and wrk to CPU 0"
-    )
-    parser.add_argument("--json", help="write the results here")
+    add_common_arguments(parser)
     args = parser.parse_args()
     if not KMSBENCH.exists():
         print(f"kmsbench not found at {KMSBENCH}", file=sys.stderr)
