@@ -19,13 +19,12 @@ tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.js
 run: $(BIN)/.installed
 	$(BIN)/openkms --data-dir $(DATA_DIR) server
 
-test: $(BIN)/.installed tests/js/node_modules/.installed
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/mypy
+test: check tests/js/node_modules/.installed
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 check: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
 bench: $(BIN)/.installed

@@ -186,9 +186,7 @@ def load_keyring(settings: Settings, store: Store, root: RootOfTrust | None = No
             record = tx.get_root_key(version)
         return None if record is None else unwrap_root_key_record(rot, record)
 
-    return Keyring(
-        root_keys, latest.version, cache_size=settings.kms.material_cache_size, resolver=resolve
-    )
+    return Keyring(root_keys, latest.version, cache_size=settings.kms.material_cache_size, resolver=resolve)
 
 
 def build_service(

@@ -80,8 +80,11 @@ def test_pkcs11_deployment_survives_restart(
     report = status(deployment)
     assert report["provider"] == "pkcs11" and report["exit"] == 0
     assert report["health"] == {
-        "name": "pkcs11", "ok": True, "module": "/usr/lib/softhsm/libsofthsm2.so",
-        "token": "openkms", "key_label": "openkms-root-key",
+        "name": "pkcs11",
+        "ok": True,
+        "module": "/usr/lib/softhsm/libsofthsm2.so",
+        "token": "openkms",
+        "key_label": "openkms-root-key",
     }
     assert report["root_key_version"] == 1 and report["sealed"] is None
 
@@ -114,7 +117,13 @@ def test_rotation_and_migration_while_serving(
     pin_file = hsm.write_pin_file(tmp_path / "pin")
     deployment.extra_env.update(hsm.env())
     out = deployment.cli(
-        "operator", "migrate-root-of-trust", "--to", "pkcs11", "--token-label", "openkms", "--pin-file",
+        "operator",
+        "migrate-root-of-trust",
+        "--to",
+        "pkcs11",
+        "--token-label",
+        "openkms",
+        "--pin-file",
         str(pin_file),
     ).stdout
     assert "[1, 2] now protected by the 'pkcs11' provider" in out and 'provider = "pkcs11"' in out
@@ -209,7 +218,11 @@ def test_database_and_data_directory_alone_reveal_nothing(
         store.close()
     assert material.ekt is not None and root_record is not None
     secret = keyring.unwrap_material(
-        TEST_ACCOUNT, key_id, material.material_id, "SYMMETRIC_DEFAULT", material.ekt,
+        TEST_ACCOUNT,
+        key_id,
+        material.material_id,
+        "SYMMETRIC_DEFAULT",
+        material.ekt,
         material.root_key_version,
     )
     root_key = keyring._root_keys[1]

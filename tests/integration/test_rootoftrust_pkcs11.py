@@ -83,7 +83,10 @@ def test_an_extractable_key_is_refused(hsm: SoftHsm) -> None:
     Pkcs11RootOfTrust(_config("extractable", key="other"), create_key=True)
     session = pkcs11.lib(MODULE).get_token(token_label="extractable").open(rw=True)
     session.generate_key(
-        KeyType.AES, 256, label="weak", store=True,
+        KeyType.AES,
+        256,
+        label="weak",
+        store=True,
         template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True},
     )
     with pytest.raises(RootOfTrustError, match="extractable"):

@@ -604,7 +604,13 @@ def test_put_tags_same_key_twice_last_wins(store: SqlStore) -> None:
 def test_access_keys(store: SqlStore) -> None:
     records = [
         AccessKeyRecord(
-            "AKIAZZZ", ACCOUNT, "bob", f"arn:aws:iam::{ACCOUNT}:user/bob", b"\x01\x02", 1, T0,
+            "AKIAZZZ",
+            ACCOUNT,
+            "bob",
+            f"arn:aws:iam::{ACCOUNT}:user/bob",
+            b"\x01\x02",
+            1,
+            T0,
             principal_type="User",
         ),
         AccessKeyRecord(

@@ -24,8 +24,17 @@ ACCOUNT = "123456789012"
 
 def _key(key_id: str, region: str = "us-east-1", spec: str = "SYMMETRIC_DEFAULT") -> KeyRecord:
     return KeyRecord(
-        ACCOUNT, region, key_id, T0, "", spec, "ENCRYPT_DECRYPT", "AWS_KMS", "CUSTOMER",
-        KeyState.ENABLED, "{}",
+        ACCOUNT,
+        region,
+        key_id,
+        T0,
+        "",
+        spec,
+        "ENCRYPT_DECRYPT",
+        "AWS_KMS",
+        "CUSTOMER",
+        KeyState.ENABLED,
+        "{}",
     )
 
 

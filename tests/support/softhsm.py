@@ -85,6 +85,4 @@ class SoftHsm:
             f"s = lib.get_token(token_label={label!r}).open(rw=True, user_pin={old!r})\n"
             f"s.set_pin({old!r}, {new!r})\n"
         )
-        subprocess.run(
-            [sys.executable, "-c", code], env={**os.environ, **self.env()}, check=True, timeout=60
-        )
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, **self.env()}, check=True, timeout=60)

@@ -17,7 +17,9 @@ PKCS11 = {
 def test_defaults() -> None:
     r = load_settings(environ={}).root_of_trust
     assert (r.provider, r.pkcs11_module, r.pkcs11_key_label) == (
-        "file", "/usr/lib/softhsm/libsofthsm2.so", "openkms-root-key"
+        "file",
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "openkms-root-key",
     )
 
 

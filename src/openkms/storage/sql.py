@@ -907,7 +907,6 @@ class SqlTx(IdentityTxMixin):
         )
         return bool(self._run(stmt).rowcount == 1)
 
-
     # grants
 
     def insert_grant(self, grant: GrantRecord) -> None:
