@@ -419,6 +419,8 @@ class NodeAudit:
             commit_gap=settings.audit.commit_interval_ms / 1000,
             max_batch=settings.audit.max_batch,
         )
+        self._service_builder = event_builder(settings)
+        self._service_lock = threading.Lock()  # the builder's caches are not thread-safe
 
     def start(self) -> None:
         self.committer.start()
@@ -438,6 +440,19 @@ class NodeAudit:
             raise RuntimeError("not a worker forked with an audit channel")
         builder = event_builder(self._settings)
         return CommitStream(self.channel, builder, max_pending=self._settings.audit.max_pending)
+
+    def service_event_recorder(self, when: float) -> Callable[[str, KeyRecord], None]:
+        """In the master: ``KmsService.run_due_jobs(on_event=...)``; each service event joins the node's
+        commit stream and is durable when the call returns (``AuditUnavailable`` otherwise)."""
+
+        def record(name: str, key: KeyRecord) -> None:
+            with self._service_lock:
+                event = self._service_builder.service_event(
+                    name, account=key.account, region=key.region, key_id=key.key_id, when=when
+                )
+            self.committer.record([event])
+
+        return record
 
     def _current_sinks(self) -> list[AuditSink] | None:
         """The committer's sinks, opened on first use and again after the seal state changed (shamir);
@@ -477,7 +492,8 @@ class NodeAudit:
 
 
 def service_event_recorder(parts: AuditParts | None, when: float) -> Callable[[str, KeyRecord], None] | None:
-    """``KmsService.run_due_jobs(on_event=...)``: RotateKey / DeleteKey service events, written durably."""
+    """``KmsService.run_due_jobs(on_event=...)`` in one process (``openkms jobs run``): RotateKey /
+    DeleteKey service events, written durably by that process's writer."""
     if parts is None:
         return None
     writer = parts.writer
@@ -522,15 +538,20 @@ def make_handler_factory(
     return make
 
 
-def master_loop(settings: Settings, unsealer: Unsealer | None = None) -> Callable[[threading.Event], None]:
+def master_loop(
+    settings: Settings, unsealer: Unsealer | None = None, node_audit: NodeAudit | None = None
+) -> Callable[[threading.Event], None]:
     """The master process's background work.
 
     * Cache coherence across nodes: poll the database's change counter and bump this node's shared
       counter when another node changed something (workers of this node see their own changes at once).
     * Scheduled deletion and automatic rotation, run by whichever node holds the ``jobs`` lease, so they
-      happen once per cluster.  A sealed node (shamir) runs no jobs and holds no keyring; sealing drops
-      the keyring and the audit writer of this loop at its next pass.
+      happen once per cluster. Their service events go through the node's audit commit stream
+      (``node_audit``, required when the audit log is on), like every worker's records. A sealed node
+      (shamir) runs no jobs and holds no keyring; sealing drops the keyring at the loop's next pass.
     """
+    if settings.audit.enabled and node_audit is None:
+        raise ValueError("the jobs' service events need the node's audit commit stream")
     owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def run(stop: threading.Event) -> None:
@@ -547,16 +568,14 @@ def master_loop(settings: Settings, unsealer: Unsealer | None = None) -> Callabl
             return
         interval = settings.jobs.interval_seconds
         service: KmsService | None = None
-        audit: AuditParts | None = None
+        pruner: DatabaseSink | None = None  # retention only: it signs nothing, so it needs no keyring
         root: RootOfTrust | None = None
         while not stop.wait(interval):
             if unsealer is not None and unsealer.root_of_trust() is not root:
                 # sealed or unsealed since the last pass: forget everything built on the old state
-                if audit is not None:
-                    audit.writer.close()
                 if service is not None:
                     service.core.keyring.clear()
-                service, audit, root = None, None, unsealer.root_of_trust()
+                service, root = None, unsealer.root_of_trust()
             if unsealer is not None and root is None:
                 continue  # sealed: no root key, no jobs (an unsealed node of the cluster takes the lease)
             try:
@@ -566,15 +585,19 @@ def master_loop(settings: Settings, unsealer: Unsealer | None = None) -> Callabl
                 with service.core.store.tx() as tx:
                     leader = tx.try_acquire_lease("jobs", owner, now, ttl=interval * 3)
                 if leader:
-                    # the jobs' service events are audited: no audit writer, no jobs (retried next pass)
-                    if audit is None and settings.audit.enabled:
-                        audit = build_audit(settings, service.core.keyring)
-                    done = service.run_due_jobs(now, on_event=service_event_recorder(audit, now))
+                    # every action is recorded before the next one runs; an action whose event cannot be
+                    # made durable stops the pass (AuditUnavailable), and the next pass tries again
+                    recorder = node_audit.service_event_recorder(now) if node_audit is not None else None
+                    done = service.run_due_jobs(now, on_event=recorder)
                     if any(done.values()):
                         log.info("background jobs: %s", done)
-                    prune_audit(settings, audit, now)
+                    if pruner is None and settings.audit.enabled and "database" in settings.audit.sinks:
+                        pruner = DatabaseSink(open_audit_engine(settings), None, 0.0)
+                    prune_audit(settings, pruner, now)
             except Exception:
                 log.exception("background jobs failed; retrying in %.0f s", interval)
+        if pruner is not None:
+            pruner.close()
 
     return run
 
@@ -605,12 +628,12 @@ def seal_control_task(
     return run
 
 
-def prune_audit(settings: Settings, audit: AuditParts | None, now: float) -> int:
+def prune_audit(settings: Settings, database: DatabaseSink | None, now: float) -> int:
     """Retention of the database sink (``audit.retention_days``); run by the jobs leader."""
     days = settings.audit.retention_days
-    if audit is None or audit.database is None or days <= 0:
+    if database is None or days <= 0:
         return 0
-    deleted = audit.database.prune(now - days * 86400.0)
+    deleted = database.prune(now - days * 86400.0)
     if deleted:
         log.info("audit retention: deleted %d event(s) older than %g day(s)", deleted, days)
     return deleted

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import pytest
 from botocore.exceptions import ClientError
 from tests.integration.audit_support import (
+    audit_deployment,
     audited,
     audited_server,
     by_request,
@@ -422,6 +423,34 @@ def test_service_events_rotation_and_deletion(audited: Deployment, kms: Any) -> 
         assert event["eventTime"] == later.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert "requestID" not in event
     assert rotate[0]["serviceEventDetails"] == {"keyId": key_id}
+
+
+def test_the_servers_own_jobs_record_through_the_node_commit_stream(tmp_path: Path) -> None:
+    """The running server's background jobs (not ``openkms jobs run``): the master's service event joins
+    the workers' commit stream, lands once in every sink, and the chain verifies."""
+    from tests.integration.test_import import external_key, import_material
+
+    dep = audit_deployment(tmp_path, "sqlite", OPENKMS_JOBS_INTERVAL_SECONDS="0.3")
+    server = ServerProcess(dep, workers=2)
+    try:
+        kms = client(server.url, "test", "test")
+        key_id = external_key(kms)["KeyId"]
+        valid_to = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+        import_material(kms, key_id, os.urandom(32), ExpirationModel="KEY_MATERIAL_EXPIRES", ValidTo=valid_to)
+        deadline = time.monotonic() + 30
+        while kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] != "PendingImport":
+            assert time.monotonic() < deadline, "the server's jobs loop did not expire the material"
+            time.sleep(0.2)
+        kms.describe_key(KeyId=key_id)  # a worker's record after the master's
+    finally:
+        assert server.stop() == 0
+    for events in (db_events(dep), file_events(dep)):
+        expired = [e for e in events if e["eventName"] == "DeleteExpiredKeyMaterial"]
+        assert len(expired) == 1 and expired[0]["eventType"] == "AwsServiceEvent"
+        assert expired[0]["resources"][0]["ARN"].endswith(key_id)
+    assert "background jobs failed" not in server.log
+    verified = dep.cli("audit", "verify")
+    assert verified.stdout.count(": OK") == 2, verified.stdout  # the database and the file
 
 
 def test_cli_reads_the_log(audited: Deployment, kms: Any, key: dict[str, Any]) -> None:

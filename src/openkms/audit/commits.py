@@ -16,6 +16,10 @@ _BUCKETS = (1, 4, 16, 64, 256, 1024)  # batch-size histogram upper bounds (last 
 _LOG_EVERY = 10.0  # seconds between repeated "audit store unavailable" log lines
 
 
+class AuditUnavailable(Exception):
+    """The record could not be made durable; the request (or the background action) must fail."""
+
+
 class CommitLedger:
     """Appends batches to the sinks and keeps the statistics; used by one commit thread only."""
 

@@ -13,7 +13,8 @@ little else, owns the sinks::
 
 While one commit runs, the next frames queue in the sockets, so a commit is the node's in-flight work.
 Each worker has its own socket pair, created by the master before the fork (``open_channel``), so nothing
-outside the server's process tree can reach the committer.
+outside the server's process tree can reach the committer. The master's own records (the background jobs'
+service events) join the same stream through ``record``, so a node has exactly one appender.
 
 SECURITY INVARIANT (fail closed): a batch is acknowledged as durable only after every sink returned from
 ``append`` (``CommitLedger.append``); when the sinks cannot be opened (sealed, store down) or append
@@ -24,6 +25,7 @@ it drops every channel and stops the master.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -33,9 +35,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
-from openkms.audit.commits import CommitLedger, first_line
+from openkms.audit.commits import AuditUnavailable, CommitLedger, first_line
 from openkms.audit.sink import AuditSink, PendingEvent
 from openkms.audit.wire import FrameReader, WireError, encode_ack, encode_stats
 
@@ -57,6 +59,10 @@ class _Channel:
         self.reader = FrameReader()
         self.out = bytearray()
         self.open = True
+
+
+# Who waits for a batch's ack: a worker's channel, or a thread of the master blocked in ``record``.
+_Waiter: TypeAlias = _Channel | concurrent.futures.Future[bool]
 
 
 class NodeCommitter:
@@ -81,6 +87,7 @@ class NodeCommitter:
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self._lock = threading.Lock()
         self._new: list[_Channel] = []
+        self._local: list[tuple[concurrent.futures.Future[bool], list[PendingEvent]]] = []
         self._channels: list[_Channel] = []
         self._closed = False
         self._stats: dict[str, Any] = {}
@@ -104,6 +111,22 @@ class NodeCommitter:
         self._wake()
         return theirs
 
+    def record(self, events: Sequence[PendingEvent], timeout: float = 60.0) -> None:
+        """From a thread of the master (not the commit thread): append ``events`` with the next commit and
+        return once they are durable; raise ``AuditUnavailable`` if they are not (fail closed)."""
+        waiter: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed or not self._thread.is_alive():
+                raise AuditUnavailable("the audit committer is not running")
+            self._local.append((waiter, list(events)))
+        self._wake()
+        try:
+            durable = waiter.result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            raise AuditUnavailable("the audit store did not answer in time") from exc
+        if not durable:
+            raise AuditUnavailable("the audit record could not be written")
+
     def forget_in_child(self) -> None:
         """In a freshly forked worker: close the committer's descriptors this process inherited (the
         thread does not exist here). Takes no lock: another thread may have held one at the fork."""
@@ -121,7 +144,8 @@ class NodeCommitter:
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what has arrived, then stop the thread and close the sinks' resources."""
-        self._closed = True
+        with self._lock:  # ``record`` checks under the lock: nothing is queued after the last pass
+            self._closed = True
         self._wake()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -142,7 +166,7 @@ class NodeCommitter:
             os.kill(os.getpid(), signal.SIGTERM)  # the master stops gracefully rather than serve unaudited
 
     def _loop(self) -> None:
-        pending: list[tuple[_Channel, int, list[PendingEvent]]] = []
+        pending: list[tuple[_Waiter, int, list[PendingEvent]]] = []
         count = 0
         # Workers keep one batch in flight and answer each ack at once with their next batch (empty if they
         # have nothing), so after a commit the committer knows which workers it still hears from: it
@@ -160,7 +184,7 @@ class NodeCommitter:
             for key, mask in self._selector.select(timeout):
                 channel = key.data
                 if channel is None:
-                    self._adopt()
+                    count += self._adopt(pending)
                     continue
                 if mask & selectors.EVENT_WRITE:
                     self._send(channel, b"")
@@ -184,17 +208,22 @@ class NodeCommitter:
                 self._shutdown()
                 return
 
-    def _adopt(self) -> None:
+    def _adopt(self, pending: list[tuple[_Waiter, int, list[PendingEvent]]]) -> int:
+        """Take new worker channels and the master's own records; return the number of events added."""
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 4096):
                 pass
         with self._lock:
             new, self._new = self._new, []
+            local, self._local = self._local, []
         for channel in new:
             self._channels.append(channel)
             self._selector.register(channel.sock, selectors.EVENT_READ, channel)
+        for waiter, events in local:
+            pending.append((waiter, 0, events))
+        return sum(len(events) for _, events in local)
 
-    def _receive(self, channel: _Channel, pending: list[tuple[_Channel, int, list[PendingEvent]]]) -> int:
+    def _receive(self, channel: _Channel, pending: list[tuple[_Waiter, int, list[PendingEvent]]]) -> int:
         """Read what the worker sent; return the number of events added to ``pending`` (an empty batch is
         a worker's "nothing more for now" and needs no ack)."""
         added = 0
@@ -218,7 +247,7 @@ class NodeCommitter:
             self._drop(channel, exc)
         return added
 
-    def _commit(self, pending: list[tuple[_Channel, int, list[PendingEvent]]]) -> set[_Channel]:
+    def _commit(self, pending: list[tuple[_Waiter, int, list[PendingEvent]]]) -> set[_Channel]:
         """Append the pending batches, ack each one; return the channels acked (they answer next)."""
         events = [event for _, _, batch in pending for event in batch]
         try:
@@ -231,8 +260,11 @@ class NodeCommitter:
                 self._ledger.failed(RuntimeError("the node is sealed"), len(events))
         ok = sinks is not None and self._ledger.append(sinks, events)
         acks: dict[_Channel, list[bytes]] = {}
-        for channel, batch_id, _ in pending:
-            acks.setdefault(channel, []).append(encode_ack(batch_id, ok))
+        for waiter, batch_id, _ in pending:
+            if isinstance(waiter, _Channel):
+                acks.setdefault(waiter, []).append(encode_ack(batch_id, ok))
+            else:
+                waiter.set_result(ok)  # SECURITY INVARIANT: True only after every sink appended the batch
         for channel, frames in acks.items():
             self._send(channel, b"".join(frames))
         return {channel for channel in acks if channel.open}
@@ -283,6 +315,11 @@ class NodeCommitter:
             log.warning("audit committer: %s", first_line(exc))
 
     def _shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            local, self._local = self._local, []
+        for waiter, _ in local:
+            waiter.set_result(False)  # never committed: the caller fails closed
         for channel in list(self._channels):
             self._drop(channel, None)
         self._selector.close()

@@ -26,10 +26,10 @@ from typing import Any
 
 from openkms.api.http import HttpResponse
 from openkms.api.protocol import Outcome
-from openkms.audit.commits import first_line
+from openkms.audit.commits import AuditUnavailable, first_line
 from openkms.audit.events import EventBuilder
 from openkms.audit.wire import ACK, FrameReader, WireError, encode_batch
-from openkms.audit.writer import AuditUnavailable, WaitingRecord, release
+from openkms.audit.writer import WaitingRecord, release
 
 log = logging.getLogger("openkms.audit")
 

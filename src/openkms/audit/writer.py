@@ -30,15 +30,11 @@ from typing import Any
 
 from openkms.api.http import HttpResponse
 from openkms.api.protocol import Outcome, internal_error_response
-from openkms.audit.commits import CommitLedger
+from openkms.audit.commits import AuditUnavailable, CommitLedger
 from openkms.audit.events import EventBuilder
 from openkms.audit.sink import AuditSink, PendingEvent
 
 log = logging.getLogger("openkms.audit")
-
-
-class AuditUnavailable(Exception):
-    """The record could not be made durable; the request must fail."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,7 +133,9 @@ def server(
     preflight(settings)  # fail here, with a clear message, rather than in every worker
     scheme = "https" if settings.server.tls_cert_file else "http"
     unsealer = make_unsealer(settings)  # shamir: the server starts sealed
-    master_task = master_loop(settings, unsealer)
+    # one audit commit stream for the whole node, in this (the master) process: docs/architecture.md
+    node_audit = NodeAudit(settings, unsealer) if settings.audit.enabled else None
+    master_task = master_loop(settings, unsealer, node_audit)
     worker_control = None
     if unsealer is not None:
         try:
@@ -153,8 +155,6 @@ def server(
         console.print(f"openkms listening on {scheme}://{shown}:{bound_port} (data dir {settings.data_dir})")
         sys.stdout.flush()
 
-    # one audit commit stream for the whole node, in this (the master) process: docs/architecture.md
-    node_audit = NodeAudit(settings, unsealer) if settings.audit.enabled else None
     if node_audit is not None:
         node_audit.start()
     try:
@@ -270,7 +270,7 @@ def jobs_run(ctx: click.Context, at: str | None) -> None:
     try:
         now = clock.now()
         done = service.run_due_jobs(now, on_event=service_event_recorder(audit_parts, now))
-        prune_audit(settings, audit_parts, now)
+        prune_audit(settings, audit_parts.database if audit_parts is not None else None, now)
     finally:
         if audit_parts is not None:
             audit_parts.writer.close()

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Sequence
 
+import orjson
 import pytest
 from tests.unit.audit.test_writer import Sink, ok, outcome
 
 from openkms.api.http import HttpResponse
+from openkms.audit.commits import AuditUnavailable
 from openkms.audit.committer import NodeCommitter
 from openkms.audit.events import EventBuilder
-from openkms.audit.sink import AuditSink
+from openkms.audit.sink import AuditSink, PendingEvent
 from openkms.audit.stream import CommitStream
-from openkms.audit.writer import AuditUnavailable
 
 
 class Node:
@@ -140,3 +142,66 @@ def test_close_commits_what_arrived(workers: int) -> None:
         node.close()
     assert [a.body for a in answers] == [ok(i).body for i in range(10)]
     assert not node.committer._thread.is_alive()
+
+
+# --- the master's own records (the background jobs' service events) ----------------------------------------
+def service_event(key_id: str) -> PendingEvent:
+    return EventBuilder("aws").service_event(
+        "DeleteKey", account="111122223333", region="us-east-1", key_id=key_id, when=1.0
+    )
+
+
+def test_the_masters_records_join_the_workers_commits_and_return_when_durable() -> None:
+    sink = Sink()
+    node = Node(sink, workers=1)
+
+    async def main() -> list[HttpResponse]:
+        sink.gate.clear()  # one commit in progress: the worker's next batch and the master's record queue
+        first = asyncio.ensure_future(submit(node.streams[0], 0, 1))
+        await asyncio.sleep(0.1)
+        rest = asyncio.ensure_future(submit(node.streams[0], 10, 4))
+        recorded = asyncio.get_running_loop().run_in_executor(
+            None, node.committer.record, [service_event("k1")]
+        )
+        await asyncio.sleep(0.1)
+        assert not recorded.done()  # not before its commit is durable
+        sink.gate.set()
+        await recorded
+        return await first + await rest
+
+    try:
+        answers = asyncio.run(main())
+    finally:
+        node.close()
+    assert [a.status for a in answers] == [200] * 5
+    assert [len(b) for b in sink.batches] == [1, 5]  # the record shared the second commit with the worker's
+    names = [orjson.loads(e.body)["eventName"] for e in sink.batches[1]]
+    assert names.count("DeleteKey") == 1
+
+
+@pytest.mark.parametrize("trouble", ["failing", "sealed"])
+def test_a_master_record_that_cannot_be_written_raises(trouble: str) -> None:
+    sink = Sink()
+    sink.failing = trouble == "failing"
+    node = Node(None if trouble == "sealed" else sink, workers=0)
+    try:
+        with pytest.raises(AuditUnavailable, match="could not be written"):
+            node.committer.record([service_event("k2")])
+        if trouble == "failing":
+            sink.failing = False
+            node.committer.record([service_event("k3")])  # service resumes with the store
+    finally:
+        node.close()
+    if trouble == "failing":
+        assert [
+            orjson.loads(e.body)["resources"][0]["ARN"].rsplit("/", 1)[1] for b in sink.batches for e in b
+        ] == ["k3"]
+
+
+def test_a_master_record_after_close_raises_at_once() -> None:
+    node = Node(Sink(), workers=0)
+    node.close()
+    started = time.monotonic()
+    with pytest.raises(AuditUnavailable, match="not running"):
+        node.committer.record([service_event("k4")], timeout=5)
+    assert time.monotonic() - started < 1

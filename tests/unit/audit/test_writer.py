@@ -11,9 +11,10 @@ import pytest
 
 from openkms.api.http import HttpResponse
 from openkms.api.protocol import Outcome
+from openkms.audit.commits import AuditUnavailable
 from openkms.audit.events import EventBuilder
 from openkms.audit.sink import PendingEvent
-from openkms.audit.writer import AuditUnavailable, AuditWriter, ServiceEvent
+from openkms.audit.writer import AuditWriter, ServiceEvent
 
 
 class Sink:
