@@ -327,6 +327,7 @@ def build_api(
         health=health,
         extra_services=extra,
         sts=StsService(service.identities.principal),  # GetCallerIdentity at the same endpoint
+        principal_id_of=lambda caller: service.core.authorizer.principals.principal(caller).user_id,
     )
 
 

@@ -84,7 +84,11 @@ def one_event(dep: Deployment, request_id: str) -> dict[str, Any]:
 
 
 def test_every_operation_records_exactly_one_event(
-    audited: Deployment, kms: Any, key: dict[str, Any]
+    audited: Deployment,
+    audited_server: ServerProcess,
+    kms: Any,
+    key: dict[str, Any],
+    cred: tuple[str, str],
 ) -> None:
     key_id, arn = key["KeyId"], key["Arn"]
     plaintext = os.urandom(24)
@@ -142,6 +146,8 @@ def test_every_operation_records_exactly_one_event(
     call("ListKeyPolicies", kms.list_key_policies, True, KeyId=key_id)
     call("GetKeyLastUsage", kms.get_key_last_usage, True, KeyId=key_id)
 
+    user_id = client(audited_server.url, *cred, "sts").get_caller_identity()["UserId"]
+    assert user_id.startswith("AIDA")
     for op, response, read_only in calls:
         event = one_event(audited, rid(response))
         assert event["eventName"] == op
@@ -150,8 +156,7 @@ def test_every_operation_records_exactly_one_event(
         assert "errorCode" not in event, op
         assert event["recipientAccountId"] == TEST_ACCOUNT
         assert event["userIdentity"]["type"] == "IAMUser" and event["userIdentity"]["userName"] == "auditor"
-        if op != "GenerateRandom":  # authorized: CloudTrail's principalId is the caller's aws:userid
-            assert event["userIdentity"]["principalId"].startswith("AIDA"), op
+        assert event["userIdentity"]["principalId"] == user_id, op  # CloudTrail's: the caller's aws:userid
         assert event["awsRegion"] == TEST_REGION
         resources = [r["ARN"] for r in event["resources"]]
         assert resources == ([] if op in ("GenerateRandom", "ListKeys", "DeleteAlias") else [arn]), op
@@ -237,6 +242,14 @@ def test_every_kind_of_failure_records_one_event(
     by_id = {request_id: one_event(audited, request_id) for _, _, request_id in failures}
     denied = by_id[failures[5][2]]
     assert denied["recipientAccountId"] == OTHER_ACCOUNT and denied["resources"][0]["ARN"] == key["Arn"]
+    # authenticated, whether or not an authorization check ran: the caller's aws:userid, as CloudTrail has
+    user_id = client(audited_server.url, *cred, "sts").get_caller_identity()["UserId"]
+    for op, code, request_id in failures[:5]:
+        assert by_id[request_id]["userIdentity"]["principalId"] == user_id, (op, code)
+    other_id = client(audited_server.url, "other", "othersecret", "sts").get_caller_identity()["UserId"]
+    assert denied["userIdentity"]["principalId"] == other_id
+    for _, _, request_id in failures[6:]:  # not authenticated: nothing to name
+        assert "principalId" not in by_id[request_id]["userIdentity"]
     bad_signature = by_id[failures[6][2]]
     assert bad_signature["userIdentity"] == {"type": "Unknown", "accessKeyId": cred[0]}
     assert bad_signature["requestParameters"] is None and bad_signature["recipientAccountId"] is None

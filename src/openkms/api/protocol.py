@@ -102,6 +102,7 @@ class Outcome:
     result: Mapping[str, Any] | None = None  # the handler's result (success only)
     context: RequestContext | None = None  # caller and resources touched (``RequestContext.resources``)
     access_key_id: str | None = None  # named by the Authorization header when authentication failed
+    principal_id: str | None = None  # the caller's aws:userid when no authorization check recorded it
 
 
 class AuditHook(Protocol):
@@ -132,8 +133,10 @@ class KmsApi:
         health: Callable[[], dict[str, Any]] | None = None,
         extra_services: Sequence[ApiService] = (),
         sts: StsService | None = None,
+        principal_id_of: Callable[[Caller], str] | None = None,
     ) -> None:
         self._sts = sts
+        self._principal_id_of = principal_id_of
         kms = ApiService("kms", TARGET_PREFIX, operations, frozenset(operation_names()), validate)
         self._services = (kms, *extra_services)
         self._verifier = verifier
@@ -326,12 +329,27 @@ class KmsApi:
         audit = self._audit
         if audit is None:
             return response
+        ctx = outcome.context
+        if outcome.verified is not None and (ctx is None or not ctx.principal_ids):
+            outcome.principal_id = self._principal_id(outcome.verified, ctx)
         try:
             return audit(outcome, response)
         except Exception:
             # Fail closed: a request that cannot be audited does not succeed.
             log.exception("audit of request %s failed", outcome.request_id)
             return internal_error_response(outcome.request_id)
+
+    def _principal_id(self, verified: VerifiedRequest, ctx: RequestContext | None) -> str | None:
+        """CloudTrail names the caller's aws:userid in every authenticated record; authorization already
+        looked it up for most requests, this covers those refused before (validation, unknown key) and
+        STS. Best effort: a record without it is still a record."""
+        if self._principal_id_of is None:
+            return None
+        try:
+            return self._principal_id_of(ctx.caller if ctx is not None else self._caller_of(verified))
+        except Exception:
+            log.warning("no aws:userid for the audit record of a request", exc_info=True)
+            return None
 
     def _route(self, target: str) -> tuple[ApiService, str] | None:
         for service in self._services:

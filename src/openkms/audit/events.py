@@ -150,7 +150,7 @@ class EventBuilder:
         if verified is not None:
             credential = verified.credential
             account = credential.account
-            principal_id = ctx.principal_ids[0] if ctx is not None and ctx.principal_ids else None
+            principal_id = ctx.principal_ids[0] if ctx is not None and ctx.principal_ids else o.principal_id
             user_identity = self._identity(credential, principal_id)
             region = verified.region
             table = CLOUDTRAIL_REQUEST_MEMBERS if o.service == "cloudtrail" else REQUEST_MEMBERS

@@ -193,3 +193,15 @@ def test_principal_id_of_the_authorized_caller() -> None:
     assert o.context is not None
     o.context.principal_ids.append("AIDAEXAMPLE0000000001")
     assert record(o)["userIdentity"]["principalId"] == "AIDAEXAMPLE0000000001"
+
+
+def test_principal_id_of_a_caller_refused_before_authorization() -> None:
+    o = outcome(error=errors.ValidationException("1 validation error detected"))
+    o.principal_id = "AIDAEXAMPLE0000000002"  # looked up by the front door (KmsApi._finish)
+    assert record(o)["userIdentity"]["principalId"] == "AIDAEXAMPLE0000000002"
+    assert o.context is not None
+    o.context.principal_ids.append("AIDAEXAMPLE0000000001")  # an authorization check's own value wins
+    assert record(o)["userIdentity"]["principalId"] == "AIDAEXAMPLE0000000001"
+    unauthenticated = outcome(verified=False)
+    unauthenticated.principal_id = "AIDAEXAMPLE0000000002"
+    assert "principalId" not in record(unauthenticated)["userIdentity"]
