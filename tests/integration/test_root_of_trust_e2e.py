@@ -4,6 +4,7 @@ file -> pkcs11 migration, "the database and data directory alone reveal nothing"
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 from tests.conftest import client
+from tests.integration.test_import import wrap
 from tests.support.servers import OPENKMS, TEST_ACCOUNT, Deployment, ServerProcess
 from tests.support.softhsm import USER_PIN, SoftHsm
 
@@ -97,6 +99,14 @@ def test_rotation_and_migration_while_serving(
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     unused = kms.create_key()["KeyMetadata"]["KeyId"]  # its material is never unwrapped before rotation
     before = kms.encrypt(KeyId=key_id, Plaintext=b"before rotation")["CiphertextBlob"]
+    # values handed to the client before the rotation and brought back after it
+    grantee = f"arn:aws:iam::{TEST_ACCOUNT}:root"
+    old_grant = kms.create_grant(KeyId=key_id, GranteePrincipal=grantee, Operations=["Encrypt"])
+    external = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    params = kms.get_parameters_for_import(
+        KeyId=external, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    marker = kms.list_keys(Limit=1)["NextMarker"]
 
     out = deployment.cli("operator", "rotate-root-key").stdout
     assert "root key version 2 created" in out and "2 key material(s)" in out
@@ -112,6 +122,18 @@ def test_rotation_and_migration_while_serving(
     after_rotation = kms.encrypt(KeyId=new_key, Plaintext=b"after rotation")["CiphertextBlob"]
     # the server adopted v2 for its own writes, so nothing new lands under v1
     assert status(deployment)["rewrap_pending"] == 0
+    # tokens sealed and markers made under v1 still work, and new ones are made under v2 without error
+    grant = kms.create_grant(KeyId=key_id, GranteePrincipal=grantee, Operations=["Encrypt"])
+    for token in (old_grant["GrantToken"], grant["GrantToken"]):
+        kms.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[token])
+    kms.import_key_material(
+        KeyId=external,
+        ImportToken=params["ImportToken"],
+        EncryptedKeyMaterial=wrap("RSAES_OAEP_SHA_256", params["PublicKey"], os.urandom(32)),
+        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+    )
+    assert kms.describe_key(KeyId=external)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert kms.list_keys(Limit=1, Marker=marker)["Keys"]
 
     # file -> pkcs11, the server still running on the old configuration
     pin_file = hsm.write_pin_file(tmp_path / "pin")

@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from openkms.crypto import sm2
 from openkms.crypto.errors import InvalidCiphertextError, UnwrapError
-from openkms.crypto.wrap import unwrap, wrap
 
 WRAPPING_KEY_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
 SM2_WRAPPING = "SM2PKE"  # the one algorithm for the SM2 wrapping key spec
@@ -105,7 +104,9 @@ class ImportToken:
         return f"ImportToken({self.key_id}, {self.wrapping_algorithm}, {self.wrapping_key_spec})"
 
 
-def seal_token(seal_key: bytes, token: ImportToken, aad: bytes) -> bytes:
+def encode_token(token: ImportToken) -> bytes:
+    """The payload of an import token, sealed by the keyring (``Keyring.seal_token``): never handed out
+    in this form, it holds the wrapping private key."""
     header = json.dumps(
         {
             "v": _TOKEN_VERSION,
@@ -118,12 +119,11 @@ def seal_token(seal_key: bytes, token: ImportToken, aad: bytes) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
-    return wrap(seal_key, len(header).to_bytes(2, "big") + header + token.wrapping_private_pkcs8, aad)
+    return len(header).to_bytes(2, "big") + header + token.wrapping_private_pkcs8
 
 
-def open_token(seal_key: bytes, blob: bytes, aad: bytes) -> ImportToken:
-    """Raise :class:`UnwrapError` unless ``blob`` is a token sealed under ``seal_key`` with ``aad``."""
-    body = unwrap(seal_key, blob, aad)
+def decode_token(body: bytes) -> ImportToken:
+    """Reverse :func:`encode_token`; raise :class:`UnwrapError` for anything else."""
     try:
         n = int.from_bytes(body[:2], "big")
         h = json.loads(body[2 : 2 + n])

@@ -5,8 +5,10 @@
     root key v (32 bytes, in memory only while unsealed)
       ├── HKDF "openkms/ekt-wrap"      wraps key material -> EKT, AAD binds account/key/material/spec
       ├── HKDF "openkms/secret-wrap"   wraps stored secrets, AAD binds purpose/binding
-      ├── HKDF "openkms/token-seal"    seals tokens handed to callers (grant tokens), AAD binds purpose
-      └── HKDF "openkms/ext/<purpose>" sub-keys handed to callers (e.g. pagination-marker MACs)
+      ├── HKDF "openkms/token-seal"    seals tokens handed to callers (grant and import tokens), AAD binds
+      │                               purpose and binding; the sealing version travels with the token
+      └── HKDF "openkms/ext/<purpose>" sub-keys of the OLDEST version (pagination-marker MACs, imported-
+                                      material ids): stable across root-key rotation and processes
 
 Security invariants enforced in this module (look for "INVARIANT"):
 
@@ -62,6 +64,12 @@ def _ekt_aad(account: str, key_id: str, material_id: str, key_spec: str) -> byte
 
 def _secret_aad(purpose: str, binding: str) -> bytes:
     return _SECRET_AAD_PREFIX + _lp(purpose, binding)
+
+
+def _token_aad(purpose: str, binding: bytes) -> bytes:
+    # INVARIANT (AAD binding): the purpose is length-prefixed, so the binding cannot be shifted into it;
+    # an empty binding gives the AAD of tokens sealed before bindings existed.
+    return _TOKEN_AAD_PREFIX + _lp(purpose) + binding
 
 
 class Keyring:
@@ -159,13 +167,12 @@ class Keyring:
                 # Derived keys first, then the root key: readers check the derived maps without the lock.
                 self._ekt_keys[version] = derive_subkey(root_key, _EKT_PURPOSE)
                 self._secret_keys[version] = derive_subkey(root_key, _SECRET_PURPOSE)
+                self._token_keys[version] = derive_subkey(root_key, _TOKEN_PURPOSE)
                 self._root_keys[version] = bytes(root_key)
                 if version > self._current_version:
-                    # A rotation happened: wrap new values under the new version from now on, so the
-                    # rotation's re-wrap pass converges while this process keeps serving.
+                    # A rotation happened: wrap and seal new values under the new version from now on,
+                    # so the rotation's re-wrap pass converges while this process keeps serving.
                     self._current_version = version
-                    with self._lock:
-                        self._subkeys.clear()
         return keys.get(version)
 
     def adopt_latest(self, version: int) -> bool:
@@ -273,50 +280,55 @@ class Keyring:
             raise KeyringError("secret cannot be unwrapped") from None
 
     # --- tokens ----------------------------------------------------------------------------------
-    def seal_token(self, purpose: str, payload: bytes) -> bytes:
-        """Seal ``payload`` into an opaque, authentic token for ``purpose`` (e.g. ``"grant-token-v1"``).
+    def seal_token(self, purpose: str, payload: bytes, binding: bytes = b"") -> bytes:
+        """Seal ``payload`` into an opaque, authentic token for ``purpose`` (e.g. ``"grant-token-v1"``),
+        bound to ``binding`` (e.g. the key it was issued for; given again to open it).
 
-        Tokens are handed to callers and come back later, possibly after the root key was rotated, so
-        the sealing root-key version travels in the clear in front of the wrapped payload.
+        Tokens are handed to callers and come back later, possibly after the root key was rotated and to
+        another process, so the sealing root-key version travels in the clear in front of the payload.
         """
         version = self._current_version
-        aad = _TOKEN_AAD_PREFIX + _lp(purpose)
-        return version.to_bytes(_VERSION_BYTES, "big") + wrap(self._token_keys[version], payload, aad)
+        return version.to_bytes(_VERSION_BYTES, "big") + wrap(
+            self._token_keys[version], payload, _token_aad(purpose, binding)
+        )
 
-    def open_token(self, purpose: str, sealed: bytes) -> bytes:
+    def open_token(self, purpose: str, sealed: bytes, binding: bytes = b"") -> bytes:
         """Reverse :meth:`seal_token`; raise :class:`KeyringError` for anything not sealed by us for
-        ``purpose`` (forged, altered, truncated, another purpose, unknown root-key version)."""
+        ``purpose`` and ``binding`` (forged, altered, truncated, another purpose or binding, unknown
+        root-key version)."""
+        if len(sealed) <= _VERSION_BYTES:
+            raise KeyringError("token cannot be opened")
         version = int.from_bytes(sealed[:_VERSION_BYTES], "big")
         key = self._token_keys.get(version)
-        if key is None or len(sealed) <= _VERSION_BYTES:
+        if key is None and self._resolve(version, self._root_keys) is not None:
+            key = self._token_keys.get(version)  # sealed by a process that met a newer root key first
+        if key is None:
             raise KeyringError("token cannot be opened")
         try:
-            return unwrap(key, sealed[_VERSION_BYTES:], _TOKEN_AAD_PREFIX + _lp(purpose))
+            return unwrap(key, sealed[_VERSION_BYTES:], _token_aad(purpose, binding))
         except UnwrapError:
             raise KeyringError("token cannot be opened") from None
 
     # --- derived sub-keys ------------------------------------------------------------------------
     def subkey(self, purpose: bytes) -> bytes:
-        """Return a 32-byte key for ``purpose`` derived from the CURRENT root key (cached).
+        """Return a 32-byte key for ``purpose`` derived from the OLDEST root-key version held (cached).
 
-        The value changes when the current root-key version changes, so use it only for short-lived
-        values (pagination markers, tokens), not for anything that must outlive a root-key rotation.
+        It does not follow root-key rotation, so every process of a deployment derives the same value
+        before and after one (a pagination marker from one worker reads in another). Values that must be
+        secret and die with an old root key go through :meth:`seal_token` instead.
         """
         key = self._subkeys.get(purpose)
         if key is None:
             # INVARIANT (domain separation): the "ext/" prefix keeps caller purposes disjoint from
             # the internal wrapping purposes, whatever bytes the caller passes.
-            key = derive_subkey(self._root_keys[self._current_version], _EXT_PURPOSE_PREFIX + purpose)
+            key = derive_subkey(self._root_keys[min(self._root_keys)], _EXT_PURPOSE_PREFIX + purpose)
             with self._lock:
                 self._subkeys[purpose] = key
         return key
 
     def identity_key(self) -> bytes:
-        """A 32-byte key for values that must stay stable for the deployment's life (imported-material
-        ids, kms-semantics.md section 5.3), derived from the OLDEST root-key version held.
-
-        Unlike :meth:`subkey`, it does not follow root-key rotation: a re-import must map the same bytes to
-        the same id years later. Root-key rotation must therefore keep version 1 loadable (or carry this
-        key forward) for as long as imported keys exist.
-        """
-        return derive_subkey(self._root_keys[min(self._root_keys)], _EXT_PURPOSE_PREFIX + b"material-id-v1")
+        """The key of imported-material ids (kms-semantics.md section 5.3): a re-import must map the same
+        bytes to the same id years later, which :meth:`subkey`'s derivation from the oldest version gives.
+        Root-key rotation must therefore keep version 1 loadable (or carry this key forward) for as long
+        as imported keys exist."""
+        return self.subkey(b"material-id-v1")

@@ -14,6 +14,7 @@ from dataclasses import replace
 from openkms import errors
 from openkms.crypto import asymmetric, key_import
 from openkms.crypto.errors import InvalidCiphertextError, UnwrapError
+from openkms.keyring.keyring import KeyringError
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result
 from openkms.service.keystate import StateRule, check_state
@@ -36,12 +37,13 @@ IMPORTABLE_SPECS = frozenset(
 )
 # Imported HMAC key lengths in bytes (importing-keys-conceptual.html).
 HMAC_LENGTHS = {"HMAC_224": (28, 64), "HMAC_256": (32, 64), "HMAC_384": (48, 128), "HMAC_512": (64, 128)}
-_TOKEN_PURPOSE = b"import-token-v1"
+_TOKEN_PURPOSE = "import-token-v1"  # noqa: S105 (a sealing purpose label, not a secret)
 
 
-def _token_aad(account: str, key_id: str) -> bytes:
+def _token_binding(account: str, key_id: str) -> bytes:
+    """An import token opens only for the key it was issued for (length-prefixed: fields cannot shift)."""
     a, k = account.encode(), key_id.encode()
-    return b"".join((_TOKEN_PURPOSE, len(a).to_bytes(4, "big"), a, len(k).to_bytes(4, "big"), k))
+    return b"".join((len(a).to_bytes(4, "big"), a, len(k).to_bytes(4, "big"), k))
 
 
 def is_imported(material: MaterialRecord) -> bool:
@@ -85,8 +87,8 @@ class Imports:
         token = key_import.ImportToken(
             key.account, key.region, key.key_id, algorithm, spec, expires_at, private
         )
-        sealed = key_import.seal_token(
-            self.core.keyring.subkey(_TOKEN_PURPOSE), token, _token_aad(key.account, key.key_id)
+        sealed = self.core.keyring.seal_token(
+            _TOKEN_PURPOSE, key_import.encode_token(token), _token_binding(key.account, key.key_id)
         )
         return {
             "KeyId": self.core.arn(key),
@@ -244,10 +246,10 @@ class Imports:
 
     def _open_token(self, ctx: RequestContext, key: KeyRecord, blob: bytes) -> key_import.ImportToken:
         try:
-            token = key_import.open_token(
-                self.core.keyring.subkey(_TOKEN_PURPOSE), blob, _token_aad(key.account, key.key_id)
+            token = key_import.decode_token(
+                self.core.keyring.open_token(_TOKEN_PURPOSE, blob, _token_binding(key.account, key.key_id))
             )
-        except UnwrapError:
+        except (KeyringError, UnwrapError):
             # Tampered, from another deployment, or issued for another key (the AAD names the key).
             raise errors.InvalidImportTokenException(
                 f"The import token is invalid or was not issued for {self.core.arn(key)}."

@@ -192,15 +192,20 @@ def test_secret_and_material_keys_are_separated() -> None:
         ring.unwrap_material("p", "b", "", "", wrapped, version)
 
 
-def test_subkey_is_stable_per_root_version_and_separated() -> None:
+def test_subkey_is_stable_across_root_rotation_and_separated() -> None:
     ring = make()
     assert ring.subkey(b"pagination") == ring.subkey(b"pagination") == make().subkey(b"pagination")
     assert len(ring.subkey(b"pagination")) == 32
     assert ring.subkey(b"pagination") != ring.subkey(b"grant-token")
-    assert ring.subkey(b"pagination") != Keyring({1: ROOT1}, current_version=1).subkey(b"pagination")
+    # derived from the oldest version: the same before the rotation to version 2 and after it
+    assert ring.subkey(b"pagination") == Keyring({1: ROOT1}, current_version=1).subkey(b"pagination")
+    assert ring.subkey(b"pagination") != Keyring({1: ROOT2}, current_version=1).subkey(b"pagination")
+    assert ring.identity_key() == ring.subkey(b"material-id-v1")
     # Caller sub-keys never equal the internal wrapping keys.
-    assert ring.subkey(b"ekt-wrap") not in (ring._ekt_keys[2], ring._secret_keys[2])
-    assert ring.subkey(b"secret-wrap") not in (ring._ekt_keys[2], ring._secret_keys[2])
+    for version in (1, 2):
+        internal = (ring._ekt_keys[version], ring._secret_keys[version], ring._token_keys[version])
+        for purpose in (b"ekt-wrap", b"secret-wrap", b"token-seal"):
+            assert ring.subkey(purpose) not in internal
 
 
 def test_repr_and_pickle_reveal_nothing() -> None:
@@ -261,3 +266,15 @@ def test_tokens_are_opaque_authentic_and_bound_to_purpose() -> None:
             ring.open_token("grant-token-v1", bad)
     with pytest.raises(KeyringError):  # another root key cannot open it
         Keyring({2: ROOT1}, current_version=2).open_token("grant-token-v1", sealed)
+
+
+def test_tokens_are_bound_to_their_binding() -> None:
+    ring = make()
+    sealed = ring.seal_token("import-token-v1", b"payload", b"\x00\x00\x00\x01a\x00\x00\x00\x01k")
+    assert ring.open_token("import-token-v1", sealed, b"\x00\x00\x00\x01a\x00\x00\x00\x01k") == b"payload"
+    for other in (b"", b"\x00\x00\x00\x01a\x00\x00\x00\x01j"):
+        with pytest.raises(KeyringError):
+            ring.open_token("import-token-v1", sealed, other)
+    # the purpose is length-prefixed: moving bytes between purpose and binding does not open it
+    with pytest.raises(KeyringError):
+        ring.open_token("import-token-v1\x00", sealed, b"\x00\x00\x01a\x00\x00\x00\x01k")

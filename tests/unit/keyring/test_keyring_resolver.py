@@ -25,10 +25,27 @@ def test_unknown_version_is_fetched_and_becomes_current() -> None:
     assert reader.unwrap_material(*ARGS, ekt, 2) == b"material"
     assert asked == [2] and reader.current_version == 2 and reader.versions == {1, 2}
     assert reader.wrap_material(*ARGS, b"new")[1] == 2  # new values go under the new version
-    assert reader.subkey(b"marker") == writer.subkey(b"marker")  # sub-keys follow the current version
+    assert reader.subkey(b"marker") == writer.subkey(b"marker")  # stable across the rotation
     secret, _ = writer.wrap_secret("p", "b", b"s")
     assert reader.unwrap_secret("p", "b", secret, 2) == b"s"
     assert asked == [2]  # fetched once
+
+
+def test_tokens_after_a_rotation_met_while_running() -> None:
+    """A process that met root-key version 2 seals under it, and one that has not yet met it opens a
+    token sealed under it through the resolver (grant and import tokens move between workers)."""
+    writer = Keyring({1: V1, 2: V2}, 2)
+    old_process = Keyring({1: V1}, 1, resolver={1: V1, 2: V2}.get)
+    before = old_process.seal_token("grant-token-v1", b"before")
+    assert old_process.open_token("grant-token-v1", writer.seal_token("grant-token-v1", b"v2")) == b"v2"
+    assert old_process.current_version == 2
+    after = old_process.seal_token("grant-token-v1", b"after")  # under version 2 now
+    assert after[:4] == (2).to_bytes(4, "big")
+    assert writer.open_token("grant-token-v1", after) == b"after"
+    assert writer.open_token("grant-token-v1", before) == b"before"  # issued before the rotation
+    stale = Keyring({1: V1}, 1, resolver={1: V1}.get)  # version 2 not found: refused, not an error
+    with pytest.raises(KeyringError):
+        stale.open_token("grant-token-v1", after)
 
 
 def test_missing_version_and_failing_resolver() -> None:
