@@ -196,12 +196,14 @@ def build_service(
     clock: Clock | None = None,
     audit_reader: AuditReader | None = None,
     root: RootOfTrust | None = None,
+    keyring: Keyring | None = None,
 ) -> KmsService:
+    """The service layer; ``keyring`` (e.g. ``Keyring.locked()``) instead of the one ``root`` unwraps."""
     store = store or open_store(settings)
     generation = LocalGeneration(settings.data_dir / "generation")
     core = Core(
         store=store,
-        keyring=load_keyring(settings, store, root),
+        keyring=keyring or load_keyring(settings, store, root),
         directory=Directory(store, generation, settings.kms.partition),
         clock=clock or SystemClock(),
         partition=settings.kms.partition,

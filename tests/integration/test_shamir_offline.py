@@ -130,10 +130,11 @@ def test_file_to_shamir_migration_restart_unseal_decrypt(
     # the running server keeps the root keys it holds: no downtime
     assert kms.decrypt(CiphertextBlob=middle)["Plaintext"] == b"before migration"
     after = kms.encrypt(KeyId=key_id, Plaintext=b"after migration")["CiphertextBlob"]
-    # the old key file opens nothing any more; offline commands ask for shares
+    # the old key file opens nothing any more; offline commands that need the root key ask for shares
     (deployment.data_dir / "root.key").unlink()
-    refused = cli(deployment, "admin", "access-key", "list", check=False)
+    refused = cli(deployment, "audit", "public-key", check=False)
     assert refused.returncode == 1 and "needs 2 of the 4 unseal shares" in refused.stderr
+    assert "AKIA" in cli(deployment, "admin", "access-key", "list").stdout  # no secret: no shares
 
     started.pop().stop()
     deployment.extra_env["OPENKMS_ROOT_OF_TRUST_PROVIDER"] = "shamir"  # as the command printed
@@ -277,12 +278,36 @@ def test_admin_and_jobs_on_shamir_with_shares(
     assert simulated.returncode == 0 and "ALLOWED" in simulated.stdout, simulated.stderr
     pem = cli(deployment, "audit", "public-key", stdin=stdin).stdout
     assert "BEGIN PUBLIC KEY" in pem
-    # without shares: a clear refusal saying what to do
-    for args in (("admin", "user", "list"), ("jobs", "run"), ("operator", "rotate-root-key")):
+    # without shares: a clear refusal saying what to do, from each command that needs the root key
+    needs_root = (
+        ("admin", "access-key", "create", "--account", ACCOUNT, "--root"),
+        ("admin", "seed", str(tmp_path / "seed.toml")),
+        ("jobs", "run"),
+        ("operator", "rotate-root-key"),
+        ("audit", "public-key"),
+    )
+    (tmp_path / "seed.toml").write_text("")
+    for args in needs_root:
         refused = cli(deployment, *args, check=False)
         assert refused.returncode == 1 and "--share-file" in refused.stderr, args
         assert "Traceback" not in refused.stderr
     assert status(deployment)["root_key_version"] == 1  # the refused rotation did nothing
+    # ... and none from those that read or write no secret
+    cli(deployment, "admin", "user", "create", "bob", "--account", ACCOUNT)
+    document = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}'
+    )
+    cli(deployment, "admin", "policy", "put", "--account", ACCOUNT, "--user", "bob", "--name", "p", "-",
+        stdin=document)  # fmt: skip
+    cli(deployment, "admin", "tag", "add", "--account", ACCOUNT, "--user", "bob", "team=a")
+    assert "bob" in cli(deployment, "admin", "user", "list").stdout
+    assert "team" in cli(deployment, "admin", "tag", "list", "--account", ACCOUNT, "--user", "bob").stdout
+    assert access_key.group(1)[:10] in cli(deployment, "admin", "access-key", "list").stdout  # (a table)
+    simulated = cli(deployment, "policy", "simulate", "--principal", f"arn:aws:iam::{ACCOUNT}:root",
+                    "--action", "kms:Encrypt", "--key", key_id, check=False)  # fmt: skip
+    assert simulated.returncode == 0 and "ALLOWED" in simulated.stdout, simulated.stderr
+    cli(deployment, "admin", "access-key", "delete", access_key.group(1))
+    assert access_key.group(1)[:10] not in cli(deployment, "admin", "list-access-keys").stdout
 
 
 def test_offline_commands_refuse_bad_shares(tmp_path: Path) -> None:
@@ -346,11 +371,9 @@ def test_reshare_shamir_to_shamir(tmp_path: Path) -> None:
     printed = re.findall(r"share \d: (okms-share-1-\S+)", out)  # without --share-dir: printed once
     assert len(printed) == 3 and "Shown once" in out
     # the old shares are of an earlier split now; the new ones work
-    old = cli(deployment, "admin", "access-key", "list", stdin=stdin, check=False)
+    old = cli(deployment, "audit", "public-key", stdin=stdin, check=False)
     assert old.returncode == 1 and "another openkms cluster" in old.stderr
-    assert (
-        "AKIA" in cli(deployment, "admin", "access-key", "list", stdin=printed[2] + "\n" + printed[0]).stdout
-    )
+    assert "PUBLIC KEY" in cli(deployment, "audit", "public-key", stdin=printed[2] + "\n" + printed[0]).stdout
     # a share dir that would overwrite a share is refused before anything happens
     share_dir.mkdir()
     (share_dir / "share-2.txt").write_text("keep me")
@@ -359,9 +382,7 @@ def test_reshare_shamir_to_shamir(tmp_path: Path) -> None:
                   check=False)  # fmt: skip
     assert blocked.returncode == 1 and "refusing to overwrite" in blocked.stderr
     assert (share_dir / "share-2.txt").read_text() == "keep me"
-    assert (
-        "AKIA" in cli(deployment, "admin", "access-key", "list", stdin=printed[1] + "\n" + printed[2]).stdout
-    )
+    assert "PUBLIC KEY" in cli(deployment, "audit", "public-key", stdin=printed[1] + "\n" + printed[2]).stdout
     usage = cli(deployment, "operator", "migrate-root-of-trust", "--to", "shamir", check=False)
     assert usage.returncode == 2 and "--shares" in usage.stderr
 

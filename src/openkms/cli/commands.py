@@ -222,7 +222,7 @@ def list_access_keys(ctx: click.Context) -> None:
     """List access keys (secrets are never shown again)."""
     from openkms.cli.shares import offline_service
 
-    service = offline_service(ctx)
+    service = offline_service(ctx, needs_root=False)
     table = Table("access key id", "account", "principal", "created")
     for record in service.credentials.list():
         created = dt.datetime.fromtimestamp(record.created_at, dt.UTC).isoformat(timespec="seconds")
@@ -238,7 +238,7 @@ def delete_access_key(ctx: click.Context, access_key_id: str) -> None:
     """Delete an access key; requests signed with it are rejected from then on."""
     from openkms.cli.shares import offline_service
 
-    if not offline_service(ctx).credentials.delete(access_key_id):
+    if not offline_service(ctx, needs_root=False).credentials.delete(access_key_id):
         raise click.ClickException(f"access key {access_key_id} does not exist")
     console.print(f"deleted {access_key_id}")
 

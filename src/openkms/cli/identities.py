@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from openkms.service.seed import SeedReport
 
 
-def _identities(ctx: click.Context) -> Identities:
+def _identities(ctx: click.Context, *, needs_root: bool = False) -> Identities:
+    """The identities service; ``needs_root`` for the commands that create a secret (access keys): on a
+    shamir deployment only those ask for shares."""
     from openkms.cli.shares import offline_service
 
-    return offline_service(ctx).identities
+    return offline_service(ctx, needs_root=needs_root).identities
 
 
 def _operator_errors(func: Callable[..., None]) -> Callable[..., None]:
@@ -266,7 +268,7 @@ def access_key_create(
     """Create an access key; the secret is printed once."""
     if sum((root, user is not None, role is not None)) != 1:
         raise click.UsageError("choose exactly one of --root, --user NAME, --role NAME --session NAME")
-    record, secret = _identities(ctx).create_access_key(
+    record, secret = _identities(ctx, needs_root=True).create_access_key(
         account, user=user, role=role, session=session,
         access_key_id=access_key_id, secret_access_key=secret_access_key,
     )  # fmt: skip
@@ -347,7 +349,7 @@ def seed(ctx: click.Context, path: Path) -> None:
     from openkms.service.seed import apply_seed, read_seed_file
 
     accounts = read_seed_file(path)  # checked before the data directory is touched
-    print_seed_report(apply_seed(_identities(ctx), accounts), path)
+    print_seed_report(apply_seed(_identities(ctx, needs_root=True), accounts), path)
 
 
 def apply_seed_at_start(settings: Any, path: Path) -> None:

@@ -58,7 +58,7 @@ def simulate(
     from openkms.service.simulation import SimulationError, parse_condition_value
     from openkms.service.simulation import simulate as run
 
-    service = offline_service(ctx)
+    service = offline_service(ctx, needs_root=False)
     condition_values = {name: parse_condition_value(v) for name, v in _pairs(conditions, "--condition")}
     source_ip = str(condition_values.pop("aws:SourceIp", "127.0.0.1"))
     try:

@@ -86,18 +86,22 @@ def stored_root(ctx: click.Context, settings: Settings, store: Store) -> RootOfT
     return _unseal_offline(ctx, settings, store, params)
 
 
-def offline_service(ctx: click.Context, settings: Settings | None = None, **kwargs: Any) -> KmsService:
-    """``build_service`` for an offline command, asking for shares on a shamir deployment."""
+def offline_service(
+    ctx: click.Context, settings: Settings | None = None, *, needs_root: bool = True, **kwargs: Any
+) -> KmsService:
+    """``build_service`` for an offline command, asking for shares on a shamir deployment when the
+    command reads or writes a secret (``needs_root``); the others get a locked keyring, which refuses
+    anything that would need the root key rather than guess."""
     from openkms.app import build_service, open_store, shamir_params
+    from openkms.keyring.keyring import Keyring
 
     settings = settings or _settings(ctx)
     store = open_store(settings)
     try:
-        root = (
-            _unseal_offline(ctx, settings, store, params)
-            if (params := shamir_params(settings, store))
-            else None
-        )
+        params = shamir_params(settings, store)
+        if params is not None and not needs_root:
+            return build_service(settings, store=store, keyring=Keyring.locked(), **kwargs)
+        root = _unseal_offline(ctx, settings, store, params) if params is not None else None
         return build_service(settings, store=store, root=root, **kwargs)
     except BaseException:
         store.close()

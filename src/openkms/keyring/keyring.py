@@ -40,6 +40,7 @@ _VERSION_BYTES = 4
 _EXT_PURPOSE_PREFIX = b"ext/"
 
 _CacheKey = tuple[str, str, str]
+LOCKED = 0  # the current_version of a keyring without root keys (``Keyring.locked``)
 
 
 class KeyringError(Exception):
@@ -104,7 +105,7 @@ class Keyring:
         cache_ttl: float | None = None,
         resolver: Callable[[int], bytes | None] | None = None,
     ) -> None:
-        if current_version not in root_keys:
+        if current_version not in root_keys and (root_keys or current_version != LOCKED):
             raise ValueError("current_version is not among the root keys")
         if cache_size < 0:
             raise ValueError("cache_size must be >= 0")
@@ -141,6 +142,19 @@ class Keyring:
 
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("Keyring holds secrets and cannot be serialised")
+
+    @classmethod
+    def locked(cls) -> Keyring:
+        """A keyring without any root key: every operation that needs one raises ``KeyringError``. For the
+        offline commands of a sealed (shamir) deployment that read and write no secret."""
+        return cls({}, LOCKED, cache_size=0)
+
+    def _current(self, keys: dict[int, bytes]) -> tuple[int, bytes]:
+        version = self._current_version
+        key = keys.get(version)
+        if key is None:  # only a locked keyring: current_version is otherwise always held
+            raise KeyringError("no root key is available (the deployment is sealed)")
+        return version, key
 
     @property
     def current_version(self) -> int:
@@ -187,9 +201,8 @@ class Keyring:
         self, account: str, key_id: str, material_id: str, key_spec: str, material: bytes
     ) -> tuple[bytes, int]:
         """Wrap ``material`` under the current root key; return ``(ekt, root_key_version)``."""
-        version = self._current_version
-        ekt = wrap(self._ekt_keys[version], material, _ekt_aad(account, key_id, material_id, key_spec))
-        return ekt, version
+        version, wrap_key = self._current(self._ekt_keys)
+        return wrap(wrap_key, material, _ekt_aad(account, key_id, material_id, key_spec)), version
 
     def unwrap_material(
         self,
@@ -264,8 +277,8 @@ class Keyring:
     def wrap_secret(self, purpose: str, binding: str, secret: bytes) -> tuple[bytes, int]:
         """Wrap ``secret`` (e.g. an access-key secret) bound to ``purpose`` and ``binding`` (e.g. the
         access key id); return ``(wrapped, root_key_version)``."""
-        version = self._current_version
-        return wrap(self._secret_keys[version], secret, _secret_aad(purpose, binding)), version
+        version, wrap_key = self._current(self._secret_keys)
+        return wrap(wrap_key, secret, _secret_aad(purpose, binding)), version
 
     def unwrap_secret(self, purpose: str, binding: str, wrapped: bytes, root_key_version: int) -> bytes:
         """Reverse :meth:`wrap_secret`; raise :class:`KeyringError` on any failure.  Not cached."""
@@ -287,10 +300,8 @@ class Keyring:
         Tokens are handed to callers and come back later, possibly after the root key was rotated and to
         another process, so the sealing root-key version travels in the clear in front of the payload.
         """
-        version = self._current_version
-        return version.to_bytes(_VERSION_BYTES, "big") + wrap(
-            self._token_keys[version], payload, _token_aad(purpose, binding)
-        )
+        version, seal_key = self._current(self._token_keys)
+        return version.to_bytes(_VERSION_BYTES, "big") + wrap(seal_key, payload, _token_aad(purpose, binding))
 
     def open_token(self, purpose: str, sealed: bytes, binding: bytes = b"") -> bytes:
         """Reverse :meth:`seal_token`; raise :class:`KeyringError` for anything not sealed by us for
@@ -321,6 +332,8 @@ class Keyring:
         if key is None:
             # INVARIANT (domain separation): the "ext/" prefix keeps caller purposes disjoint from
             # the internal wrapping purposes, whatever bytes the caller passes.
+            if not self._root_keys:
+                raise KeyringError("no root key is available (the deployment is sealed)")
             key = derive_subkey(self._root_keys[min(self._root_keys)], _EXT_PURPOSE_PREFIX + purpose)
             with self._lock:
                 self._subkeys[purpose] = key

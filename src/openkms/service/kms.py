@@ -107,7 +107,7 @@ _SM2_OPERATIONS = frozenset({"Encrypt", "Decrypt", "ReEncrypt", "Sign", "Verify"
 class KmsService:
     def __init__(self, core: Core, key_usage: KeyUsageSource | None = None) -> None:
         self.core = core
-        markers = Markers(core.keyring.subkey(b"pagination-markers"))
+        markers = Markers(lambda: core.keyring.subkey(b"pagination-markers"))
         self.keys = Keys(core, markers)
         self.crypto = CryptoOps(core)
         self.asymmetric = self.crypto.asymmetric

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 from openkms import errors
 from openkms.crypto.wrap import constant_time_equal, hmac_sha256
@@ -17,12 +18,20 @@ _TAG = 16
 
 
 class Markers:
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    def __init__(self, key: Callable[[], bytes]) -> None:
+        # fetched on first use: a service built for an offline command of a sealed deployment has no
+        # root key to derive it from, and never lists anything
+        self._key_source = key
+        self._key: bytes | None = None
+
+    def _mac_key(self) -> bytes:
+        if self._key is None:
+            self._key = self._key_source()
+        return self._key
 
     def make(self, scope: str, position: str) -> str:
         raw = position.encode("utf-8")
-        tag = hmac_sha256(self._key, scope.encode("utf-8") + b"\x00" + raw)[:_TAG]
+        tag = hmac_sha256(self._mac_key(), scope.encode("utf-8") + b"\x00" + raw)[:_TAG]
         return base64.urlsafe_b64encode(tag + raw).decode("ascii")
 
     def read(self, scope: str, marker: str | None) -> str | None:
@@ -33,7 +42,7 @@ class Markers:
         except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
             raise errors.InvalidMarkerException("The marker is invalid.") from exc
         tag, raw = blob[:_TAG], blob[_TAG:]
-        expected = hmac_sha256(self._key, scope.encode("utf-8") + b"\x00" + raw)[:_TAG]
+        expected = hmac_sha256(self._mac_key(), scope.encode("utf-8") + b"\x00" + raw)[:_TAG]
         if len(tag) != _TAG or not constant_time_equal(tag, expected):
             raise errors.InvalidMarkerException("The marker is invalid.")
         return raw.decode("utf-8")

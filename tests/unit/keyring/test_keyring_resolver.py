@@ -68,3 +68,28 @@ def test_adopt_latest() -> None:
     assert reader.adopt_latest(1) is True
     assert reader.adopt_latest(2) is True and reader.current_version == 2
     assert reader.adopt_latest(3) is False and reader.current_version == 2
+
+
+def test_a_locked_keyring_refuses_everything_that_needs_a_root_key() -> None:
+    """Offline commands of a sealed deployment that touch no secret run on a locked keyring: anything
+    that would need the root key fails cleanly instead of using a wrong one."""
+    locked = Keyring.locked()
+    assert locked.versions == frozenset() and "versions=[]" in repr(locked)
+    writer = Keyring({1: V1}, 1)
+    ekt, _ = writer.wrap_material(*ARGS, b"material")
+    secret, _ = writer.wrap_secret("p", "b", b"s")
+    token = writer.seal_token("grant-token-v1", b"t")
+    for refused in (
+        lambda: locked.wrap_material(*ARGS, b"material"),
+        lambda: locked.unwrap_material(*ARGS, ekt, 1),
+        lambda: locked.wrap_secret("p", "b", b"s"),
+        lambda: locked.unwrap_secret("p", "b", secret, 1),
+        lambda: locked.seal_token("grant-token-v1", b"t"),
+        lambda: locked.open_token("grant-token-v1", token),
+        lambda: locked.subkey(b"pagination-markers"),
+        locked.identity_key,
+    ):
+        with pytest.raises(KeyringError):
+            refused()
+    with pytest.raises(ValueError):  # only the locked form may hold no root key
+        Keyring({}, 1)
