@@ -116,6 +116,36 @@ def test_grant_changes_are_visible_on_every_worker(multi: ServerProcess) -> None
         assert e.value.response["Error"]["Code"] == "InvalidGrantTokenException"
 
 
+def test_concurrent_changes_to_one_key_take_turns(multi: ServerProcess) -> None:
+    # Writers of one key on both workers read, check and compare-and-set its record; on PostgreSQL the
+    # loser of the race answered KMSInternalException before get_key locked the row in write transactions.
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = client(multi.url)
+    key_id = admin.create_key()["KeyMetadata"]["KeyId"]
+    policy = admin.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+
+    def work(c) -> list[str]:  # type: ignore[no-untyped-def]
+        calls = [
+            lambda: c.update_key_description(KeyId=key_id, Description="d"),
+            lambda: c.disable_key(KeyId=key_id),
+            lambda: c.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy),
+            lambda: c.enable_key(KeyId=key_id),
+        ]
+        codes = []
+        for i in range(16):
+            try:
+                calls[i % 4]()
+            except ClientError as e:
+                codes.append(e.response["Error"]["Code"])
+        return codes
+
+    with ThreadPoolExecutor(8) as pool:
+        failures = [code for codes in pool.map(work, fresh_clients(multi.url, 8)) for code in codes]
+    assert failures == []
+    assert admin.describe_key(KeyId=key_id)["KeyMetadata"]["Description"] == "d"
+
+
 def test_port_in_use_fails_cleanly(multi: ServerProcess) -> None:
     from urllib.parse import urlsplit
 
