@@ -90,6 +90,9 @@ class Core:
             key_id = ref.key_id
         arn = key_arn(self.partition, ctx.region, account, key_id)
         ctx.resources.append(arn)  # audited as a resource even when the call then fails
+        tokens = ctx.params.get("GrantTokens")
+        if tokens:  # before any authorization: a grant made on another node counts at once
+            self.grant_tokens.catch_up(tokens)
         key = self.directory.key(account, ctx.region, key_id)
         if key is None:
             if foreign:  # a missing key of another account is indistinguishable from a forbidden one
