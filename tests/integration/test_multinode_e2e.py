@@ -81,7 +81,14 @@ def test_grant_token_works_on_the_other_node_at_once(nodes: tuple[ServerProcess,
         assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
         grant = owner.create_grant(KeyId=key_id, GranteePrincipal=grantee, Operations=["Encrypt"])
         token = grant["GrantToken"]
-        assert user_on_b.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[token])["KeyId"].endswith(key_id)
+        blob = user_on_b.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=[token])["CiphertextBlob"]
+        with pytest.raises(ClientError) as denied:  # node b caches the grant list [Encrypt grant]
+            user_on_b.decrypt(CiphertextBlob=blob)
+        assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+        decrypt = owner.create_grant(KeyId=key_id, GranteePrincipal=grantee, Operations=["Decrypt"])
+        # Decrypt without KeyId: the key comes from the ciphertext, not from a KeyId lookup
+        opened = user_on_b.decrypt(CiphertextBlob=blob, GrantTokens=[decrypt["GrantToken"]])
+        assert opened["Plaintext"] == b"x"
         owner.revoke_grant(KeyId=key_id, GrantId=grant["GrantId"])
         deadline = time.monotonic() + 10  # a revoked grant's token is refused once node b knows
         while True:
