@@ -313,6 +313,40 @@ def test_update_key_concurrent_writers_one_wins(open_store: Callable[..., SqlSto
     assert got is not None and got.version == 2
 
 
+def test_get_key_in_a_write_tx_waits_for_a_concurrent_writer(open_store: Callable[..., SqlStore]) -> None:
+    # The services read a key, check its state and compare-and-set it in one write transaction. A second
+    # writer of the same key (another worker or node) must read the first one's commit, not the version
+    # before it: on PostgreSQL it failed its compare-and-set and the request answered KMSInternalException.
+    first, second = open_store(), open_store()
+    with first.tx() as tx:
+        tx.insert_key(make_key("k1"))
+    holding, read_done = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def other_writer() -> None:
+        holding.wait(10)
+        with second.tx() as tx:
+            current = tx.get_key(ACCOUNT, REGION, "k1")
+            assert current is not None
+            seen.append(current.version)
+            read_done.set()
+            tx.update_key(replace(current, description="second"), expected_version=current.version)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    with first.tx() as tx:
+        current = tx.get_key(ACCOUNT, REGION, "k1")
+        assert current is not None
+        tx.update_key(replace(current, description="first"), expected_version=current.version)
+        holding.set()
+        assert not read_done.wait(0.5)  # the other writer is still waiting for this transaction
+    thread.join(10)
+    assert seen == [2]
+    with first.read() as tx:
+        got = tx.get_key(ACCOUNT, REGION, "k1")
+    assert got is not None and got.version == 3 and got.description == "second"
+
+
 def test_delete_key_cascades(store: SqlStore) -> None:
     with store.tx() as tx:
         for key_id in ("k1", "k2"):

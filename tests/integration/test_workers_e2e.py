@@ -116,6 +116,88 @@ def test_grant_changes_are_visible_on_every_worker(multi: ServerProcess) -> None
         assert e.value.response["Error"]["Code"] == "InvalidGrantTokenException"
 
 
+def test_concurrent_changes_to_one_key_take_turns(multi: ServerProcess) -> None:
+    # Writers of one key on both workers read, check and compare-and-set its record; on PostgreSQL the
+    # loser of the race answered KMSInternalException before get_key locked the row in write transactions.
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = client(multi.url)
+    key_id = admin.create_key()["KeyMetadata"]["KeyId"]
+    policy = admin.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+
+    def work(c) -> list[str]:  # type: ignore[no-untyped-def]
+        calls = [
+            lambda: c.update_key_description(KeyId=key_id, Description="d"),
+            lambda: c.disable_key(KeyId=key_id),
+            lambda: c.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy),
+            lambda: c.enable_key(KeyId=key_id),
+        ]
+        codes = []
+        for i in range(16):
+            try:
+                calls[i % 4]()
+            except ClientError as e:
+                codes.append(e.response["Error"]["Code"])
+        return codes
+
+    with ThreadPoolExecutor(8) as pool:
+        failures = [code for codes in pool.map(work, fresh_clients(multi.url, 8)) for code in codes]
+    assert failures == []
+    assert admin.describe_key(KeyId=key_id)["KeyMetadata"]["Description"] == "d"
+
+
+def test_condition_inputs_changed_elsewhere_are_seen_by_every_worker(
+    multi: ServerProcess, deployment, tmp_path
+) -> None:
+    # What authorization caches besides the key: its tags (aws:ResourceTag), its aliases
+    # (kms:ResourceAliases) and the caller's identity policies, changed through the API or the CLI.
+    import json
+
+    deployment.cli("admin", "user", "create", "--account", "123456789012", "carl")
+    deployment.cli(
+        "admin", "access-key", "create", "--account", "123456789012", "--user", "carl",
+        "--access-key-id", "carl", "--secret-access-key", "carlsecret",
+    )  # fmt: skip
+    admin = client(multi.url)
+    key_id = admin.create_key(Tags=[{"TagKey": "env", "TagValue": "prod"}])["KeyMetadata"]["KeyId"]
+    statements = [
+        {"Effect": "Allow", "Action": "kms:Encrypt", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}},
+        {"Effect": "Allow", "Action": "kms:DescribeKey", "Resource": "*",
+         "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/carl"}}},
+    ]  # fmt: skip
+    document = tmp_path / "carl.json"
+    document.write_text(json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    carl = [client(multi.url, "carl", "carlsecret") for _ in range(12)]
+
+    def codes(call: str) -> set[str]:
+        found = set()
+        for c in carl:
+            try:
+                getattr(c, call)(KeyId=key_id, **({"Plaintext": b"x"} if call == "encrypt" else {}))
+                found.add("OK")
+            except ClientError as e:
+                found.add(e.response["Error"]["Code"])
+        return found
+
+    assert codes("encrypt") == {"AccessDeniedException"}  # every worker caches carl without policies
+    deployment.cli(
+        "admin", "policy", "put", "--account", "123456789012", "--user", "carl", "--name", "p", str(document)
+    )
+    assert codes("encrypt") == {"OK"}
+    admin.untag_resource(KeyId=key_id, TagKeys=["env"])
+    assert codes("encrypt") == {"AccessDeniedException"}
+    assert codes("describe_key") == {"AccessDeniedException"}
+    admin.create_alias(AliasName="alias/carl", TargetKeyId=key_id)
+    assert codes("describe_key") == {"OK"}
+    admin.delete_alias(AliasName="alias/carl")
+    assert codes("describe_key") == {"AccessDeniedException"}
+    admin.tag_resource(KeyId=key_id, Tags=[{"TagKey": "env", "TagValue": "prod"}])
+    assert codes("encrypt") == {"OK"}
+    deployment.cli("admin", "policy", "delete", "--account", "123456789012", "--user", "carl", "--name", "p")
+    assert codes("encrypt") == {"AccessDeniedException"}
+
+
 def test_port_in_use_fails_cleanly(multi: ServerProcess) -> None:
     from urllib.parse import urlsplit
 

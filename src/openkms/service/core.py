@@ -90,6 +90,7 @@ class Core:
             key_id = ref.key_id
         arn = key_arn(self.partition, ctx.region, account, key_id)
         ctx.resources.append(arn)  # audited as a resource even when the call then fails
+        self.catch_up_grants(ctx)
         key = self.directory.key(account, ctx.region, key_id)
         if key is None:
             if foreign:  # a missing key of another account is indistinguishable from a forbidden one
@@ -115,6 +116,13 @@ class Core:
     @cached_property
     def grant_tokens(self) -> GrantTokens:
         return GrantTokens(self.keyring, self.directory)
+
+    def catch_up_grants(self, ctx: RequestContext) -> None:
+        """Before authorizing a key: the grants the request's tokens name count at once, also when they
+        were made on another node this one has not heard from yet (``GrantTokens.catch_up``)."""
+        tokens = ctx.params.get("GrantTokens")
+        if tokens:
+            self.grant_tokens.catch_up(tokens)
 
     def check_grant_tokens(self, params: Params) -> None:
         """``GrantTokens`` (<= 10, counted by the model): each must be authentic and name a grant that

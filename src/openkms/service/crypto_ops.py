@@ -122,6 +122,7 @@ class CryptoOps:
         if key is None:
             raise errors.AccessDeniedException(DECRYPT_KEY_NOT_FOUND)
         if requested is None:
+            self.core.catch_up_grants(ctx)  # lookup() did not run for this key
             ctx.resources.append(self.core.arn(key))  # the key named by the ciphertext, for the audit event
             # the resource of Decrypt is the key named in the ciphertext (section 6.4)
             self.core.authorizer.authorize_key(ctx, permission, key)

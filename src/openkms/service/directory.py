@@ -132,11 +132,15 @@ class Directory:
             self._remember(self._access_keys, access_key_id, found, generation)
         return found
 
-    def grants(self, account: str, region: str, key_id: str) -> tuple[Grant, ...]:
-        """The grants of a key, as the evaluator sees them (cached even when empty, see above)."""
+    def grants(self, account: str, region: str, key_id: str, *, reload: bool = False) -> tuple[Grant, ...]:
+        """The grants of a key, as the evaluator sees them (cached even when empty, see above).
+
+        ``reload`` reads them from the database even when cached: a grant created on another node is in
+        the database before this node's poller drops the caches (grant tokens use it, see
+        ``GrantTokens.catch_up``). What it reads is at least as new as what was cached."""
         generation = self._refresh()
         cache_key = (account, region, key_id)
-        found = self._grants.get(cache_key)
+        found = None if reload else self._grants.get(cache_key)
         if found is None:
             with self._store.read() as tx:
                 records = tx.list_grants(account, region, key_id)

@@ -2,10 +2,12 @@
 
 The payload names the grant (key account, Region, key id, grant id) plus the issuing account and time;
 it is sealed by the keyring (AES-256-GCM under a key derived from the root key), so a token is opaque,
-authentic, and usable the moment CreateGrant returns. Our store is strongly consistent, so a token never
-adds permissions: a request that carries tokens fails with InvalidGrantTokenException when any token
-does not open or names a grant that no longer exists (retired, revoked, key deleted); otherwise the
-stored grants decide. Tokens are never logged (``audit/fields.py`` never lists them).
+authentic, and usable the moment CreateGrant returns. A token never adds permissions: a request that
+carries tokens fails with InvalidGrantTokenException when any token does not open or names a grant that no
+longer exists (retired, revoked, key deleted); otherwise the stored grants decide. Grants are strongly
+consistent on one node; another node's cached grant list may lag by up to its poll interval, which
+``catch_up`` closes for the grants a request's tokens name. Tokens are never logged (``audit/fields.py``
+never lists them).
 """
 
 from __future__ import annotations
@@ -66,6 +68,23 @@ class GrantTokens:
     def exists(self, ref: GrantRef) -> bool:
         grants = self._directory.grants(ref.account, ref.region, ref.key_id)
         return any(g.grant_id == ref.grant_id for g in grants)
+
+    def catch_up(self, tokens: Iterable[object]) -> None:
+        """Make this process see every grant the tokens name that exists in the database.
+
+        A token is meant to work the moment CreateGrant returns (section 5.9), but another node learns
+        of the new grant only when its poller drops the caches (up to a second later); until then its
+        cached grant list would deny the request. So a token naming a grant the cached list lacks
+        re-reads that key's grants. Tokens that do not open are left to :meth:`verify`."""
+        for token in tokens:
+            if not isinstance(token, str):
+                continue
+            try:
+                ref = self.open(token)
+            except errors.InvalidGrantTokenException:
+                continue
+            if not self.exists(ref):
+                self._directory.grants(ref.account, ref.region, ref.key_id, reload=True)
 
     def verify(self, tokens: Iterable[str] | None) -> None:
         """Every token must be authentic and name a grant that still exists."""

@@ -10,6 +10,10 @@ PostgreSQL). Rules shared by all implementations:
 * ``update_key`` is a compare-and-set on ``KeyRecord.version``: it writes only if the stored version
   equals ``expected_version`` and raises ``ConflictError`` otherwise; the stored version becomes
   ``expected_version + 1``.
+* ``get_key`` in a ``Store.tx()`` transaction reads the key to change it: a concurrent ``Store.tx()`` that
+  reads the same key waits until this one ends, then reads what it committed, so read-check-update
+  never loses its compare-and-set to a concurrent writer of the same key (PostgreSQL: ``FOR UPDATE``;
+  SQLite writers are serialised by the write lock).
 * Timestamps are float seconds since the Unix epoch (UTC).
 * Secret columns (``MaterialRecord.ekt``, ``AccessKeyRecord.wrapped_secret``, ``RootKeyRecord.wrapped``)
   hold only ciphertext; the store never sees a secret in clear.

@@ -6,7 +6,8 @@ Transactions
     writer takes the write lock up front and two processes can never deadlock upgrading a shared lock
     (``SQLITE_BUSY``); readers in WAL mode are not blocked. PostgreSQL runs at READ COMMITTED: the
     compare-and-set ``UPDATE ... WHERE version = :expected`` and the ``INSERT ... ON CONFLICT`` upserts are
-    atomic on their own, so no explicit row locks are needed.
+    atomic on their own; the one explicit row lock is ``get_key`` in a write transaction (``FOR UPDATE``),
+    so concurrent writers of one key take turns instead of failing the compare-and-set.
 
 Statements are built once per store with bind parameters, so SQLAlchemy's compiled cache serves every
 call after the first.
@@ -333,6 +334,11 @@ class _Statements:
         # keys
         key_cols = [keys.c[n] for n in _KEY_FIELDS]
         self.get_key: Select[Any] = select(*key_cols).where(_where(keys, *_KEY_PK))
+        # PostgreSQL writers read the key they are about to change with a row lock (see ``SqlTx.get_key``);
+        # SQLite writers already hold the database's write lock.
+        self.get_key_for_update: Select[Any] = (
+            self.get_key.with_for_update() if dialect == "postgresql" else self.get_key
+        )
         self.insert_key = plain_insert(keys, _KEY_FIELDS)
         self.update_key: Update = (
             update(keys)
@@ -562,11 +568,12 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 class SqlTx(IdentityTxMixin):
     """The ``Tx`` of :class:`SqlStore`: repositories bound to one open connection/transaction."""
 
-    __slots__ = ("_conn", "_q")
+    __slots__ = ("_conn", "_q", "_write")
 
-    def __init__(self, conn: Connection, statements: _Statements) -> None:
+    def __init__(self, conn: Connection, statements: _Statements, *, write: bool = False) -> None:
         self._conn = conn
         self._q = statements
+        self._write = write
 
     @property
     def connection(self) -> Connection:
@@ -591,9 +598,11 @@ class SqlTx(IdentityTxMixin):
     # keys
 
     def get_key(self, account: str, region: str, key_id: str) -> KeyRecord | None:
-        row = self._run(
-            self._q.get_key, {"p_account": account, "p_region": region, "p_key_id": key_id}
-        ).first()
+        # In a write transaction the key is read to be changed (read, check its state, compare-and-set):
+        # on PostgreSQL (READ COMMITTED) the row lock makes a concurrent writer of the same key wait and
+        # then read the committed version, instead of failing its compare-and-set with ConflictError.
+        stmt = self._q.get_key_for_update if self._write else self._q.get_key
+        row = self._run(stmt, {"p_account": account, "p_region": region, "p_key_id": key_id}).first()
         return None if row is None else _key_row(row)
 
     def insert_key(self, key: KeyRecord) -> None:
@@ -1028,10 +1037,10 @@ class SqlStore:
     def tx(self) -> Iterator[SqlTx]:
         if not self._sqlite_file:
             with self._engine.begin() as conn:
-                yield SqlTx(conn, self._statements)
+                yield SqlTx(conn, self._statements, write=True)
             return
         with sqlite_write_lock(self._engine), self._engine.begin() as conn:
-            yield SqlTx(conn, self._statements)
+            yield SqlTx(conn, self._statements, write=True)
 
     @contextmanager
     def read(self) -> Iterator[SqlTx]:
