@@ -64,6 +64,22 @@ def test_not_found_messages(kms) -> None:
     assert error_of(e) == ("NotFoundException", "Invalid arn eu-west-3", 400)
 
 
+def test_arn_of_another_partition_names_no_key(kms) -> None:
+    # The deployment's partition is aws: the same region, account and key id under aws-cn is another key.
+    md = kms.create_key()["KeyMetadata"]
+    kms.create_alias(AliasName="alias/other-partition", TargetKeyId=md["KeyId"])
+    cn_key = md["Arn"].replace("arn:aws:", "arn:aws-cn:", 1)
+    cn_alias = f"arn:aws-cn:kms:{TEST_REGION}:{TEST_ACCOUNT}:alias/other-partition"
+    for ident in (cn_key, cn_alias):
+        with pytest.raises(ClientError) as e:
+            kms.encrypt(KeyId=ident, Plaintext=b"x")
+        assert error_of(e) == ("NotFoundException", f"Invalid arn {ident}", 400)
+    with pytest.raises(ClientError) as e:
+        kms.disable_key(KeyId=cn_key)
+    assert error_of(e) == ("NotFoundException", f"Invalid arn {cn_key}", 400)
+    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"
+
+
 def test_alias_not_accepted_where_aws_refuses_it(kms) -> None:
     md = kms.create_key()["KeyMetadata"]
     kms.create_alias(AliasName="alias/no-alias-ops", TargetKeyId=md["KeyId"])

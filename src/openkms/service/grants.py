@@ -259,7 +259,9 @@ class Grants:
                 raise errors.InvalidGrantTokenException("The grant token is invalid.")
         elif key_value is not None and grant_id is not None:
             _check_grant_id(grant_id)
-            ref_key = parse_key_ref(key_value, region=ctx.region, allow_alias=False)
+            ref_key = parse_key_ref(
+                key_value, partition=self.core.partition, region=ctx.region, allow_alias=False
+            )
             assert ref_key.key_id is not None
             account, region, key_id = ref_key.account or ctx.caller.account, ctx.region, ref_key.key_id
         else:
