@@ -100,13 +100,19 @@ def parse_principal_arn(arn: str) -> PrincipalRef | None:
     return None
 
 
-def parse_key_ref(value: str, *, region: str, allow_alias: bool) -> KeyRef:
-    """Parse a KeyId parameter as the caller wrote it (resolution against storage happens later)."""
+def parse_key_ref(value: str, *, partition: str, region: str, allow_alias: bool) -> KeyRef:
+    """Parse a KeyId parameter as the caller wrote it (resolution against storage happens later).
+
+    ``partition`` is the deployment's: an ARN of another partition names no key here, even when the rest
+    of it matches one (``arn:aws-cn:kms:us-east-1:...`` is not ``arn:aws:kms:us-east-1:...``).
+    """
     if value.startswith("arn:"):
         match = _ARN.match(value)
         if match is None:
             raise errors.NotFoundException(f"Invalid arn {value}")
-        _partition, arn_region, account, resource = match.groups()
+        arn_partition, arn_region, account, resource = match.groups()
+        if arn_partition != partition:
+            raise errors.NotFoundException(f"Invalid arn {value}")
         if resource.startswith("alias/"):
             if not allow_alias:
                 raise errors.InvalidArnException(ALIAS_NOT_SUPPORTED)

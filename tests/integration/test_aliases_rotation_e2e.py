@@ -84,6 +84,18 @@ def test_list_aliases_paginates(kms) -> None:
     assert [a["AliasName"] for p in pages for a in p["Aliases"]] == [f"alias/page/{i}" for i in range(5)]
 
 
+def test_list_aliases_pages_hold_at_most_100(kms) -> None:
+    # KMS documents Limit 1-100 for ListAliases although the model allows up to 1000 (as for ListGrants)
+    for k in range(3):  # at most 50 aliases per key
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        for i in range(34):
+            kms.create_alias(AliasName=f"alias/hundred/{k}/{i}", TargetKeyId=key_id)
+    page = kms.list_aliases(Limit=1000)
+    assert len(page["Aliases"]) == 100
+    assert page["Truncated"] is True and "NextMarker" in page
+    assert len(kms.list_aliases(Limit=1)["Aliases"]) == 1
+
+
 def test_rotation_settings(kms, kms_nv) -> None:
     md = kms.create_key()["KeyMetadata"]
     status = kms.get_key_rotation_status(KeyId=md["KeyId"])

@@ -518,6 +518,35 @@ def test_re_encrypt_between_rsa_and_symmetric(kms, keys: Keys) -> None:
     )
 
 
+def test_re_encrypt_dry_run_checks_the_oaep_size_limit(kms, keys: Keys) -> None:
+    # DryRun answers DryRunOperationException only when the real call would succeed (section 4.2)
+    rsa_key = keys["RSA_3072", "ENCRYPT_DECRYPT"]
+    sym = keys["SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"]
+    big = kms.encrypt(KeyId=sym["KeyId"], Plaintext=b"x" * 4096)["CiphertextBlob"]
+    for dry_run in (False, True):
+        with pytest.raises(ClientError) as e:
+            kms.re_encrypt(
+                CiphertextBlob=big,
+                DestinationKeyId=rsa_key["KeyId"],
+                DestinationEncryptionAlgorithm="RSAES_OAEP_SHA_256",
+                DryRun=dry_run,
+            )
+        assert e.value.response["Error"] == {
+            "Code": "ValidationException",
+            "Message": "Algorithm RSAES_OAEP_SHA_256 and key spec RSA_3072 cannot encrypt data larger "
+            "than 318 bytes.",
+        }
+    small = kms.encrypt(KeyId=sym["KeyId"], Plaintext=b"x" * 318)["CiphertextBlob"]
+    with pytest.raises(ClientError) as e:
+        kms.re_encrypt(
+            CiphertextBlob=small,
+            DestinationKeyId=rsa_key["KeyId"],
+            DestinationEncryptionAlgorithm="RSAES_OAEP_SHA_256",
+            DryRun=True,
+        )
+    assert e.value.response["Error"]["Code"] == "DryRunOperationException"
+
+
 # --- HMAC --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("bits", [224, 256, 384, 512])
 def test_mac(kms, keys: Keys, bits: int) -> None:

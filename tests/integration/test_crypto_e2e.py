@@ -230,6 +230,43 @@ def test_dry_run(kms, key) -> None:
     assert error_of(e)[0] == "DryRunOperationException"
 
 
+def test_ciphertext_blob_is_required_unless_ignored_by_dry_run(kms, key) -> None:
+    # botocore's model leaves CiphertextBlob optional (for DryRun + IGNORE_CIPHERTEXT), so boto3 sends
+    # these requests; they used to fail with a KeyError: KMSInternalException, HTTP 500.
+    missing = (
+        "ValidationException",
+        "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy constraint: "
+        "Member must not be null",
+        400,
+    )
+    calls = [
+        lambda: kms.decrypt(KeyId=key["KeyId"]),
+        lambda: kms.decrypt(KeyId=key["KeyId"], EncryptionAlgorithm="RSAES_OAEP_SHA_256", DryRun=True),
+        lambda: kms.re_encrypt(DestinationKeyId=key["KeyId"]),
+        lambda: kms.re_encrypt(
+            SourceKeyId=key["KeyId"],
+            DestinationKeyId=key["KeyId"],
+            SourceEncryptionAlgorithm="RSAES_OAEP_SHA_1",
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_of(e) == missing
+    for call in (
+        lambda: kms.decrypt(KeyId=key["KeyId"], DryRun=True, DryRunModifiers=["IGNORE_CIPHERTEXT"]),
+        lambda: kms.re_encrypt(
+            SourceKeyId=key["KeyId"],
+            DestinationKeyId=key["KeyId"],
+            DryRun=True,
+            DryRunModifiers=["IGNORE_CIPHERTEXT"],
+        ),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_of(e)[0] == "DryRunOperationException"
+
+
 def test_grant_tokens_without_grants_are_invalid(kms, key) -> None:
     with pytest.raises(ClientError) as e:
         kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", GrantTokens=["forged-token"])

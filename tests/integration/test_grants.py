@@ -317,7 +317,16 @@ def test_retire_grant_input_forms(kms: Any, kms_nv: Any) -> None:
     with pytest.raises(ClientError) as e:
         kms.retire_grant(GrantToken=g["GrantToken"], DryRun=True)
     assert code(e) == "DryRunOperationException"
-    kms.retire_grant(GrantToken=g["GrantToken"], GrantId=g["GrantId"])
+    other_key = symmetric(kms)
+    with pytest.raises(ClientError) as e:  # a KeyId that contradicts the token retires nothing
+        kms.retire_grant(GrantToken=g["GrantToken"], KeyId=other_key["KeyId"])
+    assert error_of(e) == (
+        "ValidationException",
+        "The KeyId does not match the key of the grant named by the GrantToken.",
+        400,
+    )
+    assert len(kms.list_grants(KeyId=key["KeyId"])["Grants"]) == 1
+    kms.retire_grant(GrantToken=g["GrantToken"], GrantId=g["GrantId"], KeyId=key["Arn"])
     assert kms.list_grants(KeyId=key["KeyId"])["Grants"] == []
 
 

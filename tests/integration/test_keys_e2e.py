@@ -64,6 +64,61 @@ def test_not_found_messages(kms) -> None:
     assert error_of(e) == ("NotFoundException", "Invalid arn eu-west-3", 400)
 
 
+def test_arn_of_another_partition_names_no_key(kms) -> None:
+    # The deployment's partition is aws: the same region, account and key id under aws-cn is another key.
+    md = kms.create_key()["KeyMetadata"]
+    kms.create_alias(AliasName="alias/other-partition", TargetKeyId=md["KeyId"])
+    cn_key = md["Arn"].replace("arn:aws:", "arn:aws-cn:", 1)
+    cn_alias = f"arn:aws-cn:kms:{TEST_REGION}:{TEST_ACCOUNT}:alias/other-partition"
+    for ident in (cn_key, cn_alias):
+        with pytest.raises(ClientError) as e:
+            kms.encrypt(KeyId=ident, Plaintext=b"x")
+        assert error_of(e) == ("NotFoundException", f"Invalid arn {ident}", 400)
+    with pytest.raises(ClientError) as e:
+        kms.disable_key(KeyId=cn_key)
+    assert error_of(e) == ("NotFoundException", f"Invalid arn {cn_key}", 400)
+    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_nul_characters_are_refused_not_a_500(kms) -> None:
+    # PostgreSQL text cannot hold NUL: these used to fail there with KMSInternalException (HTTP 500).
+    # Every backend now answers the same 400s.
+    md = kms.create_key()["KeyMetadata"]
+    for call in (
+        lambda: kms.create_key(Description="a\x00b"),
+        lambda: kms.update_key_description(KeyId=md["KeyId"], Description="a\x00b"),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_of(e) == (
+            "ValidationException",
+            "Description cannot contain the NUL character (U+0000).",
+            400,
+        )
+    for call in (
+        lambda: kms.tag_resource(KeyId=md["KeyId"], Tags=[{"TagKey": "k\x00", "TagValue": "v"}]),
+        lambda: kms.tag_resource(KeyId=md["KeyId"], Tags=[{"TagKey": "k", "TagValue": "v\x00"}]),
+        lambda: kms.create_key(Tags=[{"TagKey": "k\x00", "TagValue": "v"}]),
+        lambda: kms.untag_resource(KeyId=md["KeyId"], TagKeys=["k\x00"]),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_of(e) == (
+            "TagException",
+            "Tag keys and values cannot contain the NUL character (U+0000).",
+            400,
+        )
+    for name in ("alias/a\x00", "alias/aws/\x00"):
+        with pytest.raises(ClientError) as e:
+            kms.describe_key(KeyId=name)
+        assert error_of(e) == (
+            "NotFoundException",
+            f"Alias arn:aws:kms:{TEST_REGION}:{TEST_ACCOUNT}:{name} is not found.",
+            400,
+        )
+    assert kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["Description"] == ""
+
+
 def test_alias_not_accepted_where_aws_refuses_it(kms) -> None:
     md = kms.create_key()["KeyMetadata"]
     kms.create_alias(AliasName="alias/no-alias-ops", TargetKeyId=md["KeyId"])

@@ -99,6 +99,18 @@ def test_malformed_bodies(raw: Raw, body: bytes, code: str) -> None:
     assert resp["message"]
 
 
+@pytest.mark.parametrize("valid_to", [1e20, -1e300, 253402300800, '"0001-01-01T00:00:00+14:00"'])
+def test_timestamp_no_date_can_hold_is_a_serialization_error(raw: Raw, valid_to: object) -> None:
+    # Such a ValidTo used to pass validation and break the audit record's date formatting: a 500.
+    body = (
+        '{"KeyId": "1234abcd-12ab-34cd-56ef-1234567890ab", "ImportToken": "YQ==", '
+        f'"EncryptedKeyMaterial": "YQ==", "ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": {valid_to}}}'
+    )
+    status, resp, _ = raw.call("ImportKeyMaterial", body.encode())
+    assert (status, resp["__type"]) == (400, "SerializationException")
+    assert resp["message"] == "Value at 'validTo' is not a valid timestamp (epoch seconds or ISO-8601)."
+
+
 def test_missing_required_member(raw: Raw) -> None:
     status, resp, _ = raw.call("Encrypt", b'{"KeyId": "alias/x"}')
     assert (status, resp["__type"]) == (400, "ValidationException")

@@ -240,18 +240,32 @@ class TimestampNode(Node):
 
     def coerce(self, value: object, path: str) -> float:
         if type(value) is int or type(value) is float:
-            return float(value)
-        if type(value) is str:
+            epoch = float(value)
+        elif type(value) is str:
             try:
                 parsed = datetime.fromisoformat(value)
             except ValueError:
-                raise errors.SerializationException(
-                    f"Value at '{path}' is not a valid timestamp (epoch seconds or ISO-8601)."
-                ) from None
+                raise _bad_timestamp(path) from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
-            return parsed.timestamp()
-        raise type_error(value, "a Timestamp")
+            epoch = parsed.timestamp()
+        else:
+            raise type_error(value, "a Timestamp")
+        # Everything downstream (key-material expiry, the audit record's dates) turns the value back into
+        # a datetime; one outside years 1-9999 cannot be, so it is unreadable here rather than a 500 later.
+        if not _EPOCH_MIN <= epoch < _EPOCH_END:
+            raise _bad_timestamp(path)
+        return epoch
+
+
+_EPOCH_MIN = datetime.min.replace(tzinfo=UTC).timestamp()
+_EPOCH_END = datetime.max.replace(tzinfo=UTC).timestamp()  # 9999-12-31T23:59:59.999999Z, rounded up
+
+
+def _bad_timestamp(path: str) -> errors.KMSError:
+    return errors.SerializationException(
+        f"Value at '{path}' is not a valid timestamp (epoch seconds or ISO-8601)."
+    )
 
 
 class StructureNode(Node):

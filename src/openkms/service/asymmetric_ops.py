@@ -151,6 +151,9 @@ class AsymmetricOps:
             )
         self.core.check_grant_tokens(p)
         if p.get("DryRun"):
+            if is_asymmetric(destination_name) and not ignore_ciphertext:
+                # the real call would fail on a plaintext too large for OAEP: DryRun must say so too
+                self._check_size(destination, destination_alg, plaintext)
             raise errors.dry_run()
         result: Result = {
             "SourceKeyId": self.core.arn(source),

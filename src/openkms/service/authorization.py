@@ -168,7 +168,7 @@ class Authorizer:
         if not isinstance(value, str):
             return None
         try:
-            ref = parse_key_ref(value, region=ctx.region, allow_alias=True)
+            ref = parse_key_ref(value, partition=self.partition, region=ctx.region, allow_alias=True)
         except errors.KMSError:
             return None
         account = ref.account or ctx.caller.account

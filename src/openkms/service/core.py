@@ -69,7 +69,7 @@ class Core:
     ) -> tuple[KeyRecord, str | None]:
         """Turn a KeyId parameter into the key it names (kms-semantics.md section 2.2), without
         authorization; also returns the alias name when the caller named the key by alias."""
-        ref = parse_key_ref(value, region=ctx.region, allow_alias=allow_alias)
+        ref = parse_key_ref(value, partition=self.partition, region=ctx.region, allow_alias=allow_alias)
         account = ref.account or ctx.caller.account
         foreign = account != ctx.caller.account
         if ref.alias_name is not None:

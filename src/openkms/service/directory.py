@@ -91,6 +91,8 @@ class Directory:
         return found
 
     def alias(self, account: str, region: str, name: str) -> AliasRecord | None:
+        if "\x00" in name:  # no alias holds NUL (CreateAlias's pattern), and PostgreSQL text cannot
+            return None
         generation = self._refresh()
         cache_key = (account, region, name)
         found = self._aliases.get(cache_key)

@@ -257,9 +257,21 @@ class Grants:
             account, region, key_id, grant_id = ref.account, ref.region, ref.key_id, ref.grant_id
             if region != ctx.region:
                 raise errors.InvalidGrantTokenException("The grant token is invalid.")
+            if key_value is not None:
+                # a KeyId sent with the token must name the token's key, as a GrantId must name its grant:
+                # otherwise the caller retires a grant of a key it did not mean
+                named = parse_key_ref(
+                    key_value, partition=self.core.partition, region=ctx.region, allow_alias=False
+                )
+                if (named.account or ctx.caller.account, named.key_id) != (account, key_id):
+                    raise errors.ValidationException(
+                        "The KeyId does not match the key of the grant named by the GrantToken."
+                    )
         elif key_value is not None and grant_id is not None:
             _check_grant_id(grant_id)
-            ref_key = parse_key_ref(key_value, region=ctx.region, allow_alias=False)
+            ref_key = parse_key_ref(
+                key_value, partition=self.core.partition, region=ctx.region, allow_alias=False
+            )
             assert ref_key.key_id is not None
             account, region, key_id = ref_key.account or ctx.caller.account, ctx.region, ref_key.key_id
         else:

@@ -29,6 +29,13 @@ MAX_KEYS_PER_REGION = 100_000
 _RECOUNT_SECONDS = 5.0
 
 
+def check_description(text: str) -> None:
+    """The model puts no character constraint on Description, but PostgreSQL text cannot hold NUL;
+    refusing it on every backend keeps SQLite and PostgreSQL deployments answering alike."""
+    if "\x00" in text:
+        raise errors.ValidationException("Description cannot contain the NUL character (U+0000).")
+
+
 class Keys:
     def __init__(self, core: Core, markers: Markers) -> None:
         self.core = core
@@ -109,6 +116,7 @@ class Keys:
             policy = default_policy(self.core.partition, ctx.caller.account)
         else:
             check_policy(policy)
+        check_description(p.get("Description", ""))
         tags = parse_tags(p.get("Tags", []))
 
         key_id = new_key_id()
@@ -239,6 +247,7 @@ class Keys:
     def update_key_description(self, ctx: RequestContext, p: Params) -> Result:
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="UpdateKeyDescription")
         check_state(StateRule.METADATA, key.state, self.core.arn(key))
+        check_description(p["Description"])
         with self.core.changing() as tx:
             self.core.update_key(tx, key, description=p["Description"])
         return {}

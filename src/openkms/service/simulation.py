@@ -91,7 +91,7 @@ def simulate(
         request = authorizer.account_request(ctx, action, extra)
         return Simulation(request, authorizer.decide(None, request))
     try:
-        ref = parse_key_ref(key, region=region, allow_alias=True)
+        ref = parse_key_ref(key, partition=core.partition, region=region, allow_alias=True)
     except errors.KMSError as exc:
         raise SimulationError(exc.message) from exc
     key_account = ref.account or account

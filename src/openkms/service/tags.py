@@ -13,6 +13,9 @@ from openkms.service.pagination import Markers
 from openkms.storage.base import TagRecord
 
 MAX_TAGS = 50
+# The model puts no character constraint on tags, but PostgreSQL text cannot hold NUL; refusing it on
+# every backend keeps SQLite and PostgreSQL deployments answering alike (TagException: invalid tags).
+NUL_IN_TAG = "Tag keys and values cannot contain the NUL character (U+0000)."
 
 
 def parse_tags(raw: Sequence[dict[str, Any]]) -> list[TagRecord]:
@@ -21,6 +24,8 @@ def parse_tags(raw: Sequence[dict[str, Any]]) -> list[TagRecord]:
     seen: set[str] = set()
     for item in raw:
         key = item["TagKey"]
+        if "\x00" in key or "\x00" in item["TagValue"]:
+            raise errors.TagException(NUL_IN_TAG)
         if key.lower().startswith("aws:"):
             raise errors.TagException("Tags beginning with aws: are reserved")
         if key in seen:
@@ -54,6 +59,8 @@ class Tags:
         for tag_key in p["TagKeys"]:
             if tag_key.lower().startswith("aws:"):
                 raise errors.TagException("Tags beginning with aws: are reserved")
+            if "\x00" in tag_key:
+                raise errors.TagException(NUL_IN_TAG)
         with self.core.changing() as tx:
             tx.delete_tags(key.account, key.region, key.key_id, p["TagKeys"])
         return {}

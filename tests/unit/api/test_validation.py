@@ -328,7 +328,23 @@ def test_timestamps(value: object, expected: float) -> None:
     assert out["ImportToken"] == b"a"
 
 
-@pytest.mark.parametrize("value", ["tomorrow", "2030-13-01T00:00:00Z", "", True, [1], {"t": 1}])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "tomorrow",
+        "2030-13-01T00:00:00Z",
+        "",
+        True,
+        [1],
+        {"t": 1},
+        # numbers and strings no datetime can hold (outside years 1-9999)
+        1e300,
+        -1e300,
+        253402300800,
+        -62135596801,
+        "0001-01-01T00:00:00+14:00",
+    ],
+)
 def test_bad_timestamps(value: object) -> None:
     params = {"KeyId": KEY, "ImportToken": "YQ==", "EncryptedKeyMaterial": "YQ==", "ValidTo": value}
     serialization_message("ImportKeyMaterial", params)
