@@ -289,7 +289,11 @@ class NodeCommitter:
         if not channel.open:
             return
         channel.open = False
-        if error is not None:
+        if isinstance(error, ConnectionResetError | BrokenPipeError):
+            # a worker that exits with frames still unread (a stop, a crash) resets its end: the same as
+            # an end of file, and the supervisor reports an unexpected exit of the worker itself
+            log.debug("audit channel to a worker closed: %s", first_line(error))
+        elif error is not None:
             log.error("audit channel to a worker dropped: %s", first_line(error))
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(channel.sock)

@@ -74,11 +74,16 @@ class Directory:
         return current
 
     def _remember(self, cache: dict[K, T], key: K, value: T | None, generation: int) -> None:
-        # Only cache what was read under an unchanged generation (see the module docstring).
-        if value is not None and self._generation.current() == generation:
-            if len(cache) >= _MAX_ENTRIES:
-                cache.clear()
-            cache[key] = value
+        # Only cache what was read under an unchanged generation (see the module docstring). The check and
+        # the write hold the lock ``_refresh`` clears under: otherwise a thread could pass the check, lose
+        # the CPU while another thread clears for a new generation, and then store its stale value.
+        if value is None:
+            return
+        with self._lock:
+            if self._generation.current() == generation:
+                if len(cache) >= _MAX_ENTRIES:
+                    cache.clear()
+                cache[key] = value
 
     def key(self, account: str, region: str, key_id: str) -> KeyRecord | None:
         generation = self._refresh()
