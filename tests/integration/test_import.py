@@ -595,3 +595,33 @@ def test_audit_never_holds_tokens_or_wrapped_material(deployment: Deployment, km
         assert base64.b64encode(secret).decode()[:40] not in out
     imported = next(e for e in events if e["eventName"] == "ImportKeyMaterial")
     assert imported["requestParameters"]["expirationModel"] == FOREVER
+
+
+def test_cancelled_deletion_without_material_returns_to_pending_import(kms: Any) -> None:
+    # Disabled would let EnableKey report Enabled for a key that every operation refuses as pending import
+    # (and GetPublicKey answered that ECC_NIST_P256 has no public key).
+    never = external_key(kms, "ECC_NIST_P256", "SIGN_VERIFY")
+    kms.schedule_key_deletion(KeyId=never["KeyId"], PendingWindowInDays=7)
+    kms.cancel_key_deletion(KeyId=never["KeyId"])
+    assert kms.describe_key(KeyId=never["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
+    with pytest.raises(ClientError) as excinfo:
+        kms.enable_key(KeyId=never["KeyId"])
+    assert code(excinfo) == "KMSInvalidStateException"
+
+    deleted = external_key(kms)
+    material = os.urandom(32)
+    import_material(kms, deleted["KeyId"], material)
+    blob = kms.encrypt(KeyId=deleted["KeyId"], Plaintext=b"kept")["CiphertextBlob"]
+    kms.schedule_key_deletion(KeyId=deleted["KeyId"], PendingWindowInDays=7)
+    kms.delete_imported_key_material(KeyId=deleted["KeyId"])
+    kms.cancel_key_deletion(KeyId=deleted["KeyId"])
+    assert kms.describe_key(KeyId=deleted["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
+    import_material(kms, deleted["KeyId"], material)  # the same material makes it usable again
+    assert kms.describe_key(KeyId=deleted["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+
+    kept = external_key(kms)
+    import_material(kms, kept["KeyId"], os.urandom(32))
+    kms.schedule_key_deletion(KeyId=kept["KeyId"], PendingWindowInDays=7)
+    kms.cancel_key_deletion(KeyId=kept["KeyId"])
+    assert kms.describe_key(KeyId=kept["KeyId"])["KeyMetadata"]["KeyState"] == "Disabled"

@@ -14,7 +14,7 @@ from openkms.service import condition_keys
 from openkms.service.authorization import locks_out
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result
-from openkms.service.imports import IMPORTABLE_SPECS, import_metadata
+from openkms.service.imports import IMPORTABLE_SPECS, import_metadata, is_imported
 from openkms.service.key_material import new_material
 from openkms.service.keyspecs import ALGORITHM_LIST_MEMBER, SPECS, SUPPORTED_SPECS
 from openkms.service.keystate import StateRule, check_state
@@ -22,7 +22,7 @@ from openkms.service.pagination import Markers
 from openkms.service.policy_documents import check_policy, check_policy_name, default_policy
 from openkms.service.regions import check_spec_region
 from openkms.service.tags import parse_tags
-from openkms.storage.base import KeyRecord, KeyState, MaterialRecord, MaterialState, TagRecord
+from openkms.storage.base import KeyRecord, KeyState, MaterialRecord, MaterialState, TagRecord, Tx
 
 DAY = 86400.0
 MAX_KEYS_PER_REGION = 100_000
@@ -303,11 +303,24 @@ class Keys:
         with self.core.changing() as tx:
             current = self.core.reload(tx, key)
             check_state(StateRule.CANCEL_DELETION, current.state, arn)
-            # AWS always lands a cancelled deletion in Disabled.
-            self.core.update_key(
-                tx, current, state=KeyState.DISABLED, deletion_date=None, pending_window_days=None
-            )
+            # A cancelled deletion lands in Disabled, except for an EXTERNAL key without usable material
+            # (never imported, or deleted / expired while pending deletion): it goes back to PendingImport.
+            # Disabled there would let EnableKey report an Enabled key that every operation refuses.
+            state = KeyState.DISABLED
+            if current.origin == "EXTERNAL" and not self._has_usable_material(tx, current):
+                state = KeyState.PENDING_IMPORT
+            self.core.update_key(tx, current, state=state, deletion_date=None, pending_window_days=None)
         return {"KeyId": arn}
+
+    @staticmethod
+    def _has_usable_material(tx: Tx, key: KeyRecord) -> bool:
+        """The key has material and all of it, except staged (PENDING_ROTATION) material, is imported."""
+        materials = [
+            m
+            for m in tx.list_materials(key.account, key.key_id)
+            if m.state is not MaterialState.PENDING_ROTATION
+        ]
+        return bool(materials) and all(is_imported(m) for m in materials)
 
     # --- background ------------------------------------------------------------------------------------
     def delete_due_keys(self, now: float, limit: int = 100) -> list[KeyRecord]:
