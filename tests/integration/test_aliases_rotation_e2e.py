@@ -187,3 +187,22 @@ def test_automatic_rotation_and_deletion_jobs(kms, deployment) -> None:
     status = kms.get_key_rotation_status(KeyId=rotating["KeyId"])
     assert status["NextRotationDate"] > dt.datetime.now(dt.UTC) + dt.timedelta(days=170)
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+
+
+def test_one_jobs_pass_does_every_due_job(kms, deployment) -> None:
+    # The jobs read due keys 100 at a time; a pass used to stop after the first batch, so
+    # `jobs run --at TIME` left the rest unrotated and undeleted.
+    rotating = [kms.create_key()["KeyMetadata"] for _ in range(101)]
+    for md in rotating:
+        kms.enable_key_rotation(KeyId=md["KeyId"], RotationPeriodInDays=90)
+    doomed = [kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(101)]
+    for key_id in doomed:
+        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=100)).isoformat()
+    deployment.cli("jobs", "run", "--at", later)
+    for md in rotating:
+        after = kms.describe_key(KeyId=md["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"]
+        assert after != md["CurrentKeyMaterialId"]
+    left = {k["KeyId"] for page in kms.get_paginator("list_keys").paginate() for k in page["Keys"]}
+    assert left.isdisjoint(doomed)

@@ -100,6 +100,28 @@ _TABLE: dict[str, tuple[str, str, bool]] = {
     "RevokeGrant": ("grants", "revoke_grant", False),
 }
 SUPPORTED_OPERATIONS = frozenset(_TABLE)
+JOBS_BATCH = 100  # keys (or materials) read per query by the background jobs
+
+
+def _drain(
+    step: Callable[[float, int], list[KeyRecord]],
+    now: float,
+    event: str,
+    on_event: Callable[[str, KeyRecord], None] | None,
+) -> int:
+    """Repeat a job step while it acts on something: one pass does every due job, not only the first
+    batch (``openkms jobs run --at TIME`` runs a single pass at that instant). What a step acted on is no
+    longer due (rotated until ``now + period``, deleted, or its material erased), so this ends. Each
+    batch's events are reported before the next batch runs."""
+    count = 0
+    while batch := step(now, JOBS_BATCH):
+        if on_event is not None:
+            for key in batch:
+                on_event(event, key)
+        count += len(batch)
+    return count
+
+
 # Inline operations that can touch an SM2 key (Operation.sm2).
 _SM2_OPERATIONS = frozenset({"Encrypt", "Decrypt", "ReEncrypt", "Sign", "Verify", "DeriveSharedSecret"})
 
@@ -137,16 +159,7 @@ class KmsService:
         """One pass of the background work; safe to call from several nodes (each step re-checks).
         ``on_event("RotateKey" | "DeleteKey" | "DeleteExpiredKeyMaterial", key)`` is called for each action
         taken (the audit log)."""
-        rotated = self.rotation.rotate_due_keys(now)
-        if on_event is not None:
-            for key in rotated:
-                on_event("RotateKey", key)
-        expired = self.imports.expire_due_materials(now)
-        if on_event is not None:
-            for key in expired:
-                on_event("DeleteExpiredKeyMaterial", key)
-        deleted = self.keys.delete_due_keys(now)
-        if on_event is not None:
-            for key in deleted:
-                on_event("DeleteKey", key)
-        return {"rotated": len(rotated), "deleted": len(deleted), "expired": len(expired)}
+        rotated = _drain(self.rotation.rotate_due_keys, now, "RotateKey", on_event)
+        expired = _drain(self.imports.expire_due_materials, now, "DeleteExpiredKeyMaterial", on_event)
+        deleted = _drain(self.keys.delete_due_keys, now, "DeleteKey", on_event)
+        return {"rotated": rotated, "deleted": deleted, "expired": expired}
