@@ -625,3 +625,34 @@ def test_cancelled_deletion_without_material_returns_to_pending_import(kms: Any)
     kms.schedule_key_deletion(KeyId=kept["KeyId"], PendingWindowInDays=7)
     kms.cancel_key_deletion(KeyId=kept["KeyId"])
     assert kms.describe_key(KeyId=kept["KeyId"])["KeyMetadata"]["KeyState"] == "Disabled"
+
+
+def test_reimported_staged_material_cannot_make_a_second_pending_rotation(kms: Any) -> None:
+    key = external_key(kms)
+    import_material(kms, key["KeyId"], os.urandom(32))
+    staged_bytes = os.urandom(32)
+    staged = import_material(kms, key["KeyId"], staged_bytes, ImportType="NEW_KEY_MATERIAL")
+    kms.delete_imported_key_material(KeyId=key["KeyId"], KeyMaterialId=staged["KeyMaterialId"])
+    newer = import_material(kms, key["KeyId"], os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+    # Re-importing the deleted staged material used to stage it beside `newer`: two materials pending
+    # rotation, and RotateKeyOnDemand then promoted the older one.
+    with pytest.raises(ClientError) as excinfo:
+        import_material(
+            kms,
+            key["KeyId"],
+            staged_bytes,
+            ImportType="EXISTING_KEY_MATERIAL",
+            KeyMaterialId=staged["KeyMaterialId"],
+        )
+    assert code(excinfo) == "KMSInvalidStateException" and "pending rotation" in str(excinfo.value)
+    listed = kms.list_key_rotations(KeyId=key["KeyId"], IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]
+    pending = [
+        r["KeyMaterialId"]
+        for r in listed
+        if r["ImportState"] == "IMPORTED" and r["KeyMaterialState"] == "PENDING_ROTATION"
+    ]
+    assert pending == [newer["KeyMaterialId"]]
+    kms.rotate_key_on_demand(KeyId=key["KeyId"])
+    assert (
+        kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"] == newer["KeyMaterialId"]
+    )

@@ -46,6 +46,20 @@ def _token_binding(account: str, key_id: str) -> bytes:
     return b"".join((len(a).to_bytes(4, "big"), a, len(k).to_bytes(4, "big"), k))
 
 
+def _refuse_second_pending(arn: str, material_id: str, materials: list[MaterialRecord]) -> None:
+    """Only one imported material may be pending rotation at a time (kms-semantics.md section 7.4)."""
+    pending = [
+        m
+        for m in materials
+        if m.state is MaterialState.PENDING_ROTATION and m.ekt is not None and m.material_id != material_id
+    ]
+    if pending:
+        raise errors.KMSInvalidStateException(
+            f"New key material (id: {material_id}) cannot be imported into KMS key {arn}, because "
+            f"another key material (id: {pending[0].material_id}) is pending rotation."
+        )
+
+
 def is_imported(material: MaterialRecord) -> bool:
     """Usable imported material (not deleted, not expired, not merely staged for rotation)."""
     return material.ekt is not None and material.state is not MaterialState.PENDING_ROTATION
@@ -176,6 +190,10 @@ class Imports:
                     raise errors.IncorrectKeyMaterialException(
                         f"The key material does not match the key material previously imported into {arn}."
                     )
+                if record.state is MaterialState.PENDING_ROTATION and record.ekt is None:
+                    # Re-importing deleted staged material stages it again: at most one material may wait
+                    # for RotateKeyOnDemand, as for NEW_KEY_MATERIAL (kms-semantics.md 7.4).
+                    _refuse_second_pending(arn, material_id, materials)
                 changes = dict(imported)
                 if description is not None:
                     changes["description"] = description
@@ -207,12 +225,7 @@ class Imports:
             )
         if key.state is KeyState.PENDING_IMPORT:
             raise errors.KMSInvalidStateException(f"{arn} is pending import.")
-        pending = [m for m in materials if m.state is MaterialState.PENDING_ROTATION and m.ekt is not None]
-        if pending:
-            raise errors.KMSInvalidStateException(
-                f"New key material (id: {material_id}) cannot be imported into KMS key {arn}, because "
-                f"another key material (id: {pending[0].material_id}) is pending rotation."
-            )
+        _refuse_second_pending(arn, material_id, materials)
         tx.insert_material(
             MaterialRecord(
                 account=key.account,
