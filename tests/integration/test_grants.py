@@ -492,3 +492,69 @@ def test_aws_cli_create_and_list_grants(aws: Any, kms: Any) -> None:
         check=False,
     )
     assert bad.returncode != 0 and "InvalidArnException" in bad.stderr
+
+
+def test_create_grant_condition_keys(kms: Any) -> None:
+    """kms:GrantOperations, kms:GranteePrincipal, kms:RetiringPrincipal, kms:GrantConstraintType and the
+    constraint's kms:EncryptionContext keys describe the requested grant (kms-semantics.md 6.5): a key
+    policy can limit the grants made with it."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Admin",
+                "Effect": "Allow",
+                "Principal": {"AWS": ROOT},
+                "NotAction": "kms:CreateGrant",
+                "Resource": "*",
+            },
+            {
+                "Sid": "DecryptGrantsForAlice",
+                "Effect": "Allow",
+                "Principal": {"AWS": ROOT},
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {
+                    "ForAllValues:StringEquals": {"kms:GrantOperations": ["Decrypt", "DescribeKey"]},
+                    "StringEquals": {"kms:GranteePrincipal": ALICE, "kms:EncryptionContext:App": "billing"},
+                    "StringEqualsIfExists": {"kms:RetiringPrincipal": ROOT},
+                    "ForAnyValue:StringEquals": {"kms:GrantConstraintType": "EncryptionContextSubset"},
+                },
+            },
+        ],
+    }
+    key_id = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]["KeyId"]
+    subset = {"EncryptionContextSubset": {"app": "billing"}}
+    kms.create_grant(KeyId=key_id, GranteePrincipal=ALICE, Operations=["Decrypt"], Constraints=subset)
+    kms.create_grant(
+        KeyId=key_id,
+        GranteePrincipal=ALICE,
+        RetiringPrincipal=ROOT,
+        Operations=["Decrypt"],
+        Constraints=subset,
+    )
+    refused = [
+        {"GranteePrincipal": ALICE, "Operations": ["Decrypt", "Encrypt"], "Constraints": subset},
+        {"GranteePrincipal": BOB, "Operations": ["Decrypt"], "Constraints": subset},
+        {
+            "GranteePrincipal": ALICE,
+            "RetiringPrincipal": BOB,
+            "Operations": ["Decrypt"],
+            "Constraints": subset,
+        },
+        {"GranteePrincipal": ALICE, "Operations": ["Decrypt"]},
+        {
+            "GranteePrincipal": ALICE,
+            "Operations": ["Decrypt"],
+            "Constraints": {"EncryptionContextSubset": {"App": "payroll"}},
+        },
+        {
+            "GranteePrincipal": ALICE,
+            "Operations": ["Decrypt"],
+            "Constraints": {"EncryptionContextEquals": {"App": "billing"}},
+        },
+    ]
+    for params in refused:
+        with pytest.raises(ClientError) as excinfo:
+            kms.create_grant(KeyId=key_id, **params)
+        assert code(excinfo) == "AccessDeniedException", params

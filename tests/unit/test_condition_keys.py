@@ -117,3 +117,20 @@ def test_cross_account_actions_follow_section_2_3() -> None:
     assert not {"PutKeyPolicy", "DisableKey", "ScheduleKeyDeletion", "TagResource", "CreateAlias"} & (
         CROSS_ACCOUNT_ACTIONS
     )
+
+
+def test_create_grant_keys_describe_the_requested_grant() -> None:
+    params = {
+        "GranteePrincipal": "arn:aws:iam::111122223333:user/alice",
+        "Operations": ["Decrypt", "DescribeKey"],
+        "Constraints": {"EncryptionContextSubset": {"App": "billing"}},
+    }
+    keys = request_keys("CreateGrant", params, None)
+    assert keys == {
+        "kms:grantisforawsresource": False,
+        "kms:grantoperations": ("Decrypt", "DescribeKey"),
+        "kms:granteeprincipal": "arn:aws:iam::111122223333:user/alice",
+        "kms:grantconstrainttype": "EncryptionContextSubset",
+        "kms:encryptioncontext:app": "billing",
+        "kms:encryptioncontextkeys": ("App",),
+    }
