@@ -434,3 +434,33 @@ def test_alias_operations_need_the_key_permission(root: Any, alice: Any, tmp_pat
     assert error_of(e) == denied(ALICE, "CreateAlias", md["Arn"], "explicit-resource")
     root.create_alias(AliasName="alias/authz-denied", TargetKeyId=md["KeyId"])
     assert alice.describe_key(KeyId="alias/authz-denied")["KeyMetadata"]["KeyId"] == md["KeyId"]
+
+
+def test_import_condition_keys(root: Any) -> None:
+    """kms:WrappingAlgorithm / kms:WrappingKeySpec (GetParametersForImport) and kms:ExpirationModel
+    (ImportKeyMaterial) carry the request's values (kms-semantics.md 6.5): a key policy can require them."""
+    wrapping = {"kms:WrappingAlgorithm": "RSAES_OAEP_SHA_256", "kms:WrappingKeySpec": "RSA_3072"}
+    expires = {"StringEqualsIfExists": {"kms:ExpirationModel": "KEY_MATERIAL_EXPIRES"}}
+    admin = allow(ROOT, Condition=expires)
+    del admin["Action"]
+    admin["NotAction"] = "kms:GetParametersForImport"
+    document = policy(admin, allow(ROOT, "kms:GetParametersForImport", Condition={"StringEquals": wrapping}))
+    md = root.create_key(Origin="EXTERNAL", Policy=document)["KeyMetadata"]
+    root.get_parameters_for_import(
+        KeyId=md["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_3072"
+    )
+    for algorithm, spec in (("RSAES_OAEP_SHA_1", "RSA_3072"), ("RSAES_OAEP_SHA_256", "RSA_2048")):
+        with pytest.raises(ClientError) as e:
+            root.get_parameters_for_import(
+                KeyId=md["KeyId"], WrappingAlgorithm=algorithm, WrappingKeySpec=spec
+            )
+        assert error_of(e) == denied(ROOT, "GetParametersForImport", md["Arn"], "resource")
+    params = root.get_parameters_for_import(
+        KeyId=md["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_3072"
+    )
+    with pytest.raises(ClientError) as e:  # refused before the (bogus) material is looked at
+        root.import_key_material(
+            KeyId=md["KeyId"], ImportToken=params["ImportToken"], EncryptedKeyMaterial=b"x" * 384,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )  # fmt: skip
+    assert error_of(e) == denied(ROOT, "ImportKeyMaterial", md["Arn"], "resource")

@@ -134,3 +134,17 @@ def test_create_grant_keys_describe_the_requested_grant() -> None:
         "kms:encryptioncontext:app": "billing",
         "kms:encryptioncontextkeys": ("App",),
     }
+
+
+def test_import_keys() -> None:
+    wrapping = {"WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"}
+    assert request_keys("GetParametersForImport", wrapping, None) == {
+        "kms:wrappingalgorithm": "RSAES_OAEP_SHA_256",
+        "kms:wrappingkeyspec": "RSA_2048",
+    }
+    assert request_keys("ImportKeyMaterial", {"ValidTo": 1_900_000_000.0}, None) == {
+        "kms:expirationmodel": "KEY_MATERIAL_EXPIRES",
+        "kms:validto": 1_900_000_000.0,
+    }
+    never = request_keys("ImportKeyMaterial", {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}, None)
+    assert never == {"kms:expirationmodel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}

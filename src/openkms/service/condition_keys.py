@@ -165,6 +165,14 @@ def request_keys(action: str, params: Mapping[str, Any], request_alias: str | No
         _tag_keys(keys, params.get("Tags", ()))
     elif action == "UntagResource":
         keys["aws:tagkeys"] = tuple(params.get("TagKeys", ()))
+    elif action == "GetParametersForImport":
+        keys["kms:wrappingalgorithm"] = params.get("WrappingAlgorithm", "")
+        keys["kms:wrappingkeyspec"] = params.get("WrappingKeySpec", "")
+    elif action == "ImportKeyMaterial":
+        keys["kms:expirationmodel"] = params.get("ExpirationModel") or "KEY_MATERIAL_EXPIRES"
+        if params.get("ValidTo") is not None:
+            # a timestamp that policies compare as Unix seconds with the Numeric operators (section 6.5)
+            keys["kms:validto"] = params["ValidTo"]
     elif action in _GRANT_ACTIONS:
         keys["kms:grantisforawsresource"] = False
         if action == "CreateGrant":
