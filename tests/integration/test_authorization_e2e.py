@@ -464,3 +464,36 @@ def test_import_condition_keys(root: Any) -> None:
             ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
         )  # fmt: skip
     assert error_of(e) == denied(ROOT, "ImportKeyMaterial", md["Arn"], "resource")
+
+
+def test_create_key_default_policy_skips_the_lockout_check(
+    authz_deployment: Deployment, authz_server: ServerProcess, root: Any, tmp_path: Path
+) -> None:
+    """The lockout check applies to a key policy the caller provides (CreateKey `Policy` doc): a user whose
+    identity policy allows kms:CreateKey but not kms:PutKeyPolicy gets a key with the default policy."""
+    authz_deployment.cli("admin", "user", "create", "erin", "--account", TEST_ACCOUNT)
+    document = tmp_path / "create-only.json"
+    document.write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["kms:CreateKey", "kms:Encrypt"], "Resource": "*"}
+                ],
+            }
+        )
+    )
+    authz_deployment.cli(
+        "admin", "policy", "put", "--account", TEST_ACCOUNT, "--user", "erin", "--name", "p", str(document)
+    )
+    made = authz_deployment.cli("admin", "access-key", "create", "--account", TEST_ACCOUNT, "--user", "erin")
+    lines = made.stdout.splitlines()
+    key_id = next(line.split("= ")[1] for line in lines if "aws_access_key_id" in line)
+    secret = next(line.split("= ")[1] for line in lines if "aws_secret_access_key" in line)
+    erin = client(authz_server.url, key_id, secret)
+    md = erin.create_key()["KeyMetadata"]
+    erin.encrypt(KeyId=md["KeyId"], Plaintext=b"x")
+    assert "Enable IAM User Permissions" in root.get_key_policy(KeyId=md["KeyId"])["Policy"]
+    with pytest.raises(ClientError) as e:  # a policy she provides is still checked
+        erin.create_key(Policy=policy(allow(ROOT)))
+    assert error_of(e)[0] == "MalformedPolicyDocumentException"
