@@ -305,24 +305,29 @@ class Grants:
         # the identity (IAM) question: an explicit Deny wins; a root caller and a principal whose identity
         # policies are not modelled are allowed within their own account (section 6.4)
         request = authorizer.identity_request(ctx, "RetireGrant", arn, ctx.caller.account)
-        decision = authorizer.decide(ctx, request)
+        decision = authorizer.decide(None, request)  # recorded for the audit below, where it decides
         if decision.denial is Denial.EXPLICIT_DENY_IDENTITY:
+            authorizer.decide(ctx, request)
             raise errors.AccessDeniedException(access_denied_message(request, decision))
         caller = ctx.caller.principal_arn
         if grant.retiring_principal is not None and principal_names(grant.retiring_principal, caller):
+            ctx.decisions.append(f"kms:RetireGrant on {arn} allowed: the caller is the retiring principal")
             return
         if (
             "RetireGrant" in grant.operations
             and grant.grantee_principal is not None
             and principal_names(grant.grantee_principal, caller)
         ):
+            ctx.decisions.append(f"kms:RetireGrant on {arn} allowed: the grantee holds RetireGrant")
             return
         account_root = f"arn:{self.core.partition}:iam::{ctx.caller.account}:root"
         delegating = grant.issuing_account == ctx.caller.account or grant.retiring_principal in (
             account_root,
             ctx.caller.account,
         )
-        if not (delegating and decision.allowed):
+        if not delegating:
+            raise access_denied(ctx, "RetireGrant", arn, "no identity-based policy allows")
+        if not authorizer.decide(ctx, request).allowed:
             raise access_denied(ctx, "RetireGrant", arn, "no identity-based policy allows")
 
     def revoke_grant(self, ctx: RequestContext, p: Params) -> Result:
