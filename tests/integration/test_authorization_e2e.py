@@ -497,3 +497,44 @@ def test_create_key_default_policy_skips_the_lockout_check(
     with pytest.raises(ClientError) as e:  # a policy she provides is still checked
         erin.create_key(Policy=policy(allow(ROOT)))
     assert error_of(e)[0] == "MalformedPolicyDocumentException"
+
+
+def test_cross_account_iam_user_needs_both_policies(
+    authz_deployment: Deployment, authz_server: ServerProcess, root: Any, tmp_path: Path
+) -> None:
+    """Cross-account: the key policy lets the other account in and the user's own identity policy allows
+    the action on the key ARN; either alone is not enough (kms-semantics.md 6.4)."""
+    authz_deployment.cli("admin", "user", "create", "frank", "--account", OTHER_ACCOUNT)
+    made = authz_deployment.cli(
+        "admin", "access-key", "create", "--account", OTHER_ACCOUNT, "--user", "frank"
+    )
+    lines = made.stdout.splitlines()
+    key_id = next(line.split("= ")[1] for line in lines if "aws_access_key_id" in line)
+    secret = next(line.split("= ")[1] for line in lines if "aws_secret_access_key" in line)
+    frank = client(authz_server.url, key_id, secret)
+    frank_arn = f"arn:aws:iam::{OTHER_ACCOUNT}:user/frank"
+    delegating = root.create_key(Policy=policy(allow(ROOT), allow(OTHER_ACCOUNT, "kms:Encrypt")))[
+        "KeyMetadata"
+    ]
+    default = root.create_key()["KeyMetadata"]
+    with pytest.raises(ClientError) as e:  # no identity policy yet
+        frank.encrypt(KeyId=delegating["Arn"], Plaintext=b"x")
+    assert error_of(e) == denied(frank_arn, "Encrypt", delegating["Arn"], "identity")
+    document = tmp_path / "frank.json"
+    document.write_text(
+        json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+        )
+    )
+    authz_deployment.cli(
+        "admin", "policy", "put", "--account", OTHER_ACCOUNT, "--user", "frank", "--name", "p", str(document)
+    )
+    frank.encrypt(KeyId=delegating["Arn"], Plaintext=b"x")
+    with pytest.raises(ClientError) as e:  # the key policy delegates Encrypt only
+        frank.decrypt(
+            CiphertextBlob=root.encrypt(KeyId=delegating["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+        )
+    assert error_of(e) == denied(frank_arn, "Decrypt", delegating["Arn"], "resource")
+    with pytest.raises(ClientError) as e:  # the default policy's root statement delegates within its account
+        frank.encrypt(KeyId=default["Arn"], Plaintext=b"x")
+    assert error_of(e) == denied(frank_arn, "Encrypt", default["Arn"], "resource")
