@@ -434,3 +434,107 @@ def test_alias_operations_need_the_key_permission(root: Any, alice: Any, tmp_pat
     assert error_of(e) == denied(ALICE, "CreateAlias", md["Arn"], "explicit-resource")
     root.create_alias(AliasName="alias/authz-denied", TargetKeyId=md["KeyId"])
     assert alice.describe_key(KeyId="alias/authz-denied")["KeyMetadata"]["KeyId"] == md["KeyId"]
+
+
+def test_import_condition_keys(root: Any) -> None:
+    """kms:WrappingAlgorithm / kms:WrappingKeySpec (GetParametersForImport) and kms:ExpirationModel
+    (ImportKeyMaterial) carry the request's values (kms-semantics.md 6.5): a key policy can require them."""
+    wrapping = {"kms:WrappingAlgorithm": "RSAES_OAEP_SHA_256", "kms:WrappingKeySpec": "RSA_3072"}
+    expires = {"StringEqualsIfExists": {"kms:ExpirationModel": "KEY_MATERIAL_EXPIRES"}}
+    admin = allow(ROOT, Condition=expires)
+    del admin["Action"]
+    admin["NotAction"] = "kms:GetParametersForImport"
+    document = policy(admin, allow(ROOT, "kms:GetParametersForImport", Condition={"StringEquals": wrapping}))
+    md = root.create_key(Origin="EXTERNAL", Policy=document)["KeyMetadata"]
+    root.get_parameters_for_import(
+        KeyId=md["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_3072"
+    )
+    for algorithm, spec in (("RSAES_OAEP_SHA_1", "RSA_3072"), ("RSAES_OAEP_SHA_256", "RSA_2048")):
+        with pytest.raises(ClientError) as e:
+            root.get_parameters_for_import(
+                KeyId=md["KeyId"], WrappingAlgorithm=algorithm, WrappingKeySpec=spec
+            )
+        assert error_of(e) == denied(ROOT, "GetParametersForImport", md["Arn"], "resource")
+    params = root.get_parameters_for_import(
+        KeyId=md["KeyId"], WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_3072"
+    )
+    with pytest.raises(ClientError) as e:  # refused before the (bogus) material is looked at
+        root.import_key_material(
+            KeyId=md["KeyId"], ImportToken=params["ImportToken"], EncryptedKeyMaterial=b"x" * 384,
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )  # fmt: skip
+    assert error_of(e) == denied(ROOT, "ImportKeyMaterial", md["Arn"], "resource")
+
+
+def test_create_key_default_policy_skips_the_lockout_check(
+    authz_deployment: Deployment, authz_server: ServerProcess, root: Any, tmp_path: Path
+) -> None:
+    """The lockout check applies to a key policy the caller provides (CreateKey `Policy` doc): a user whose
+    identity policy allows kms:CreateKey but not kms:PutKeyPolicy gets a key with the default policy."""
+    authz_deployment.cli("admin", "user", "create", "erin", "--account", TEST_ACCOUNT)
+    document = tmp_path / "create-only.json"
+    document.write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["kms:CreateKey", "kms:Encrypt"], "Resource": "*"}
+                ],
+            }
+        )
+    )
+    authz_deployment.cli(
+        "admin", "policy", "put", "--account", TEST_ACCOUNT, "--user", "erin", "--name", "p", str(document)
+    )
+    made = authz_deployment.cli("admin", "access-key", "create", "--account", TEST_ACCOUNT, "--user", "erin")
+    lines = made.stdout.splitlines()
+    key_id = next(line.split("= ")[1] for line in lines if "aws_access_key_id" in line)
+    secret = next(line.split("= ")[1] for line in lines if "aws_secret_access_key" in line)
+    erin = client(authz_server.url, key_id, secret)
+    md = erin.create_key()["KeyMetadata"]
+    erin.encrypt(KeyId=md["KeyId"], Plaintext=b"x")
+    assert "Enable IAM User Permissions" in root.get_key_policy(KeyId=md["KeyId"])["Policy"]
+    with pytest.raises(ClientError) as e:  # a policy she provides is still checked
+        erin.create_key(Policy=policy(allow(ROOT)))
+    assert error_of(e)[0] == "MalformedPolicyDocumentException"
+
+
+def test_cross_account_iam_user_needs_both_policies(
+    authz_deployment: Deployment, authz_server: ServerProcess, root: Any, tmp_path: Path
+) -> None:
+    """Cross-account: the key policy lets the other account in and the user's own identity policy allows
+    the action on the key ARN; either alone is not enough (kms-semantics.md 6.4)."""
+    authz_deployment.cli("admin", "user", "create", "frank", "--account", OTHER_ACCOUNT)
+    made = authz_deployment.cli(
+        "admin", "access-key", "create", "--account", OTHER_ACCOUNT, "--user", "frank"
+    )
+    lines = made.stdout.splitlines()
+    key_id = next(line.split("= ")[1] for line in lines if "aws_access_key_id" in line)
+    secret = next(line.split("= ")[1] for line in lines if "aws_secret_access_key" in line)
+    frank = client(authz_server.url, key_id, secret)
+    frank_arn = f"arn:aws:iam::{OTHER_ACCOUNT}:user/frank"
+    delegating = root.create_key(Policy=policy(allow(ROOT), allow(OTHER_ACCOUNT, "kms:Encrypt")))[
+        "KeyMetadata"
+    ]
+    default = root.create_key()["KeyMetadata"]
+    with pytest.raises(ClientError) as e:  # no identity policy yet
+        frank.encrypt(KeyId=delegating["Arn"], Plaintext=b"x")
+    assert error_of(e) == denied(frank_arn, "Encrypt", delegating["Arn"], "identity")
+    document = tmp_path / "frank.json"
+    document.write_text(
+        json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+        )
+    )
+    authz_deployment.cli(
+        "admin", "policy", "put", "--account", OTHER_ACCOUNT, "--user", "frank", "--name", "p", str(document)
+    )
+    frank.encrypt(KeyId=delegating["Arn"], Plaintext=b"x")
+    with pytest.raises(ClientError) as e:  # the key policy delegates Encrypt only
+        frank.decrypt(
+            CiphertextBlob=root.encrypt(KeyId=delegating["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+        )
+    assert error_of(e) == denied(frank_arn, "Decrypt", delegating["Arn"], "resource")
+    with pytest.raises(ClientError) as e:  # the default policy's root statement delegates within its account
+        frank.encrypt(KeyId=default["Arn"], Plaintext=b"x")
+    assert error_of(e) == denied(frank_arn, "Encrypt", default["Arn"], "resource")

@@ -492,3 +492,108 @@ def test_aws_cli_create_and_list_grants(aws: Any, kms: Any) -> None:
         check=False,
     )
     assert bad.returncode != 0 and "InvalidArnException" in bad.stderr
+
+
+def test_create_grant_condition_keys(kms: Any) -> None:
+    """kms:GrantOperations, kms:GranteePrincipal, kms:RetiringPrincipal, kms:GrantConstraintType and the
+    constraint's kms:EncryptionContext keys describe the requested grant (kms-semantics.md 6.5): a key
+    policy can limit the grants made with it."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Admin",
+                "Effect": "Allow",
+                "Principal": {"AWS": ROOT},
+                "NotAction": "kms:CreateGrant",
+                "Resource": "*",
+            },
+            {
+                "Sid": "DecryptGrantsForAlice",
+                "Effect": "Allow",
+                "Principal": {"AWS": ROOT},
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {
+                    "ForAllValues:StringEquals": {"kms:GrantOperations": ["Decrypt", "DescribeKey"]},
+                    "StringEquals": {"kms:GranteePrincipal": ALICE, "kms:EncryptionContext:App": "billing"},
+                    "StringEqualsIfExists": {"kms:RetiringPrincipal": ROOT},
+                    "ForAnyValue:StringEquals": {"kms:GrantConstraintType": "EncryptionContextSubset"},
+                },
+            },
+        ],
+    }
+    key_id = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]["KeyId"]
+    subset = {"EncryptionContextSubset": {"app": "billing"}}
+    kms.create_grant(KeyId=key_id, GranteePrincipal=ALICE, Operations=["Decrypt"], Constraints=subset)
+    kms.create_grant(
+        KeyId=key_id,
+        GranteePrincipal=ALICE,
+        RetiringPrincipal=ROOT,
+        Operations=["Decrypt"],
+        Constraints=subset,
+    )
+    refused = [
+        {"GranteePrincipal": ALICE, "Operations": ["Decrypt", "Encrypt"], "Constraints": subset},
+        {"GranteePrincipal": BOB, "Operations": ["Decrypt"], "Constraints": subset},
+        {
+            "GranteePrincipal": ALICE,
+            "RetiringPrincipal": BOB,
+            "Operations": ["Decrypt"],
+            "Constraints": subset,
+        },
+        {"GranteePrincipal": ALICE, "Operations": ["Decrypt"]},
+        {
+            "GranteePrincipal": ALICE,
+            "Operations": ["Decrypt"],
+            "Constraints": {"EncryptionContextSubset": {"App": "payroll"}},
+        },
+        {
+            "GranteePrincipal": ALICE,
+            "Operations": ["Decrypt"],
+            "Constraints": {"EncryptionContextEquals": {"App": "billing"}},
+        },
+    ]
+    for params in refused:
+        with pytest.raises(ClientError) as excinfo:
+            kms.create_grant(KeyId=key_id, **params)
+        assert code(excinfo) == "AccessDeniedException", params
+
+
+def test_identity_deny_on_retire_grant_binds_retiring_principal_and_grantee(
+    kms: Any, deployment: Deployment, server: ServerProcess, tmp_path: Any
+) -> None:
+    """An explicit Deny in the caller's identity policy overrides every allow (kms-semantics.md 6.4 step
+    2, 6.8): it also stops the grant's retiring principal and a grantee holding RetireGrant."""
+    deployment.cli("admin", "user", "create", "dora", "--account", TEST_ACCOUNT)
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "kms:RetireGrant", "Resource": "*"},
+        ],
+    }
+    path = tmp_path / "deny-retire.json"
+    path.write_text(json.dumps(document))
+    deployment.cli(
+        "admin", "policy", "put", "--account", TEST_ACCOUNT, "--user", "dora", "--name", "p", str(path)
+    )
+    made = deployment.cli("admin", "access-key", "create", "--account", TEST_ACCOUNT, "--user", "dora").stdout
+    lines = made.splitlines()
+    key_id = next(line.split("= ")[1] for line in lines if "aws_access_key_id" in line)
+    secret = next(line.split("= ")[1] for line in lines if "aws_secret_access_key" in line)
+    dora = client(server.url, key_id, secret)
+    dora_arn = f"arn:aws:iam::{TEST_ACCOUNT}:user/dora"
+    key = symmetric(kms)
+    retiring = kms.create_grant(
+        KeyId=key["KeyId"], GranteePrincipal=ALICE, RetiringPrincipal=dora_arn, Operations=["Encrypt"]
+    )
+    grantee = kms.create_grant(
+        KeyId=key["KeyId"], GranteePrincipal=dora_arn, Operations=["Encrypt", "RetireGrant"]
+    )
+    for g in (retiring, grantee):
+        with pytest.raises(ClientError) as e:
+            dora.retire_grant(GrantToken=g["GrantToken"])
+        assert code(e) == "AccessDeniedException"
+        assert "explicit deny in an identity-based policy" in error_of(e)[1]
+    assert len(kms.list_grants(KeyId=key["KeyId"])["Grants"]) == 2

@@ -117,3 +117,34 @@ def test_cross_account_actions_follow_section_2_3() -> None:
     assert not {"PutKeyPolicy", "DisableKey", "ScheduleKeyDeletion", "TagResource", "CreateAlias"} & (
         CROSS_ACCOUNT_ACTIONS
     )
+
+
+def test_create_grant_keys_describe_the_requested_grant() -> None:
+    params = {
+        "GranteePrincipal": "arn:aws:iam::111122223333:user/alice",
+        "Operations": ["Decrypt", "DescribeKey"],
+        "Constraints": {"EncryptionContextSubset": {"App": "billing"}},
+    }
+    keys = request_keys("CreateGrant", params, None)
+    assert keys == {
+        "kms:grantisforawsresource": False,
+        "kms:grantoperations": ("Decrypt", "DescribeKey"),
+        "kms:granteeprincipal": "arn:aws:iam::111122223333:user/alice",
+        "kms:grantconstrainttype": "EncryptionContextSubset",
+        "kms:encryptioncontext:app": "billing",
+        "kms:encryptioncontextkeys": ("App",),
+    }
+
+
+def test_import_keys() -> None:
+    wrapping = {"WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"}
+    assert request_keys("GetParametersForImport", wrapping, None) == {
+        "kms:wrappingalgorithm": "RSAES_OAEP_SHA_256",
+        "kms:wrappingkeyspec": "RSA_2048",
+    }
+    assert request_keys("ImportKeyMaterial", {"ValidTo": 1_900_000_000.0}, None) == {
+        "kms:expirationmodel": "KEY_MATERIAL_EXPIRES",
+        "kms:validto": 1_900_000_000.0,
+    }
+    never = request_keys("ImportKeyMaterial", {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}, None)
+    assert never == {"kms:expirationmodel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}

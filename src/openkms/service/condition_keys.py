@@ -117,6 +117,24 @@ def _tag_keys(keys: Keys, tags: Sequence[Mapping[str, str]]) -> None:
     keys["aws:tagkeys"] = tuple(tag["TagKey"] for tag in tags)
 
 
+def _grant_keys(keys: Keys, params: Mapping[str, Any]) -> None:
+    """CreateGrant: the keys describe the requested grant, so a policy can limit the grants made with it
+    (absent, ``ForAllValues:`` on kms:GrantOperations would allow any operations). The encryption
+    context keys carry the grant's context constraint."""
+    keys["kms:grantoperations"] = tuple(params.get("Operations") or ())
+    for member, name in (
+        ("GranteePrincipal", "kms:granteeprincipal"),
+        ("RetiringPrincipal", "kms:retiringprincipal"),
+    ):
+        if params.get(member) is not None:
+            keys[name] = params[member]
+    constraints = params.get("Constraints") or {}
+    for member in ("EncryptionContextEquals", "EncryptionContextSubset"):
+        if constraints.get(member) is not None:
+            keys["kms:grantconstrainttype"] = member
+            _context_keys(keys, constraints[member])
+
+
 def request_keys(action: str, params: Mapping[str, Any], request_alias: str | None) -> Keys:
     """Keys taken from the request members of ``action`` (section 6.5 table)."""
     keys: Keys = {}
@@ -147,8 +165,18 @@ def request_keys(action: str, params: Mapping[str, Any], request_alias: str | No
         _tag_keys(keys, params.get("Tags", ()))
     elif action == "UntagResource":
         keys["aws:tagkeys"] = tuple(params.get("TagKeys", ()))
+    elif action == "GetParametersForImport":
+        keys["kms:wrappingalgorithm"] = params.get("WrappingAlgorithm", "")
+        keys["kms:wrappingkeyspec"] = params.get("WrappingKeySpec", "")
+    elif action == "ImportKeyMaterial":
+        keys["kms:expirationmodel"] = params.get("ExpirationModel") or "KEY_MATERIAL_EXPIRES"
+        if params.get("ValidTo") is not None:
+            # a timestamp that policies compare as Unix seconds with the Numeric operators (section 6.5)
+            keys["kms:validto"] = params["ValidTo"]
     elif action in _GRANT_ACTIONS:
         keys["kms:grantisforawsresource"] = False
+        if action == "CreateGrant":
+            _grant_keys(keys, params)
     if request_alias is not None and action in REQUEST_ALIAS_ACTIONS:
         keys["kms:requestalias"] = request_alias
     return keys

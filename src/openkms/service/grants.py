@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from openkms import errors
-from openkms.authz.model import Grant
+from openkms.authz.messages import access_denied_message
+from openkms.authz.model import Denial, Grant
 from openkms.identifiers import key_arn, parse_key_ref
 from openkms.service.context import RequestContext
 from openkms.service.core import Core, Params, Result, access_denied
@@ -287,41 +288,47 @@ class Grants:
             grant = tx.get_grant(account, region, key_id, grant_id)
         if grant is None:
             raise errors.NotFoundException(f"Grant ID {grant_id} not found")  # [proposal] wording
-        if not self.may_retire(ctx, grant, arn):
-            raise access_denied(ctx, "RetireGrant", arn, "no identity-based policy allows")
+        self.authorize_retire(ctx, grant, arn)
         if p.get("DryRun"):
             raise errors.dry_run()
         self._delete(grant, arn)
         return {}
 
-    def may_retire(self, ctx: RequestContext, grant: GrantRecord, arn: str) -> bool:
+    def authorize_retire(self, ctx: RequestContext, grant: GrantRecord, arn: str) -> None:
         """Who may retire a grant (section 6.8). The retiring principal and (with RetireGrant among the
-        operations) the grantee may, without any policy. Principals of the account that created the grant,
-        and of an account named as retiring principal, may when their identity policy allows
-        ``kms:RetireGrant`` -- decided by :meth:`identity_allows_retire`. Key policies never count."""
+        operations) the grantee may without an allowing policy. Principals of the account that created the
+        grant, and of an account named as retiring principal, may when their identity policy allows
+        ``kms:RetireGrant``. Key policies never count. An explicit Deny of ``kms:RetireGrant`` in the
+        caller's identity policy stops everyone, the retiring principal and the grantee included: in IAM an
+        explicit deny overrides every allow (section 6.4 step 2). AccessDeniedException otherwise."""
+        authorizer = self.core.authorizer
+        # the identity (IAM) question: an explicit Deny wins; a root caller and a principal whose identity
+        # policies are not modelled are allowed within their own account (section 6.4)
+        request = authorizer.identity_request(ctx, "RetireGrant", arn, ctx.caller.account)
+        decision = authorizer.decide(None, request)  # recorded for the audit below, where it decides
+        if decision.denial is Denial.EXPLICIT_DENY_IDENTITY:
+            authorizer.decide(ctx, request)
+            raise errors.AccessDeniedException(access_denied_message(request, decision))
         caller = ctx.caller.principal_arn
         if grant.retiring_principal is not None and principal_names(grant.retiring_principal, caller):
-            return True
+            ctx.decisions.append(f"kms:RetireGrant on {arn} allowed: the caller is the retiring principal")
+            return
         if (
             "RetireGrant" in grant.operations
             and grant.grantee_principal is not None
             and principal_names(grant.grantee_principal, caller)
         ):
-            return True
+            ctx.decisions.append(f"kms:RetireGrant on {arn} allowed: the grantee holds RetireGrant")
+            return
         account_root = f"arn:{self.core.partition}:iam::{ctx.caller.account}:root"
         delegating = grant.issuing_account == ctx.caller.account or grant.retiring_principal in (
             account_root,
             ctx.caller.account,
         )
-        return delegating and self.identity_allows_retire(ctx, arn)
-
-    def identity_allows_retire(self, ctx: RequestContext, key_arn_value: str) -> bool:
-        """Does the caller's identity (IAM) policy allow ``kms:RetireGrant`` on the key ARN? An explicit
-        Deny wins; a root caller and a principal whose identity policies are not modelled are allowed
-        within their own account (section 6.4)."""
-        authorizer = self.core.authorizer
-        request = authorizer.identity_request(ctx, "RetireGrant", key_arn_value, ctx.caller.account)
-        return self.core.authorizer.decide(ctx, request).allowed
+        if not delegating:
+            raise access_denied(ctx, "RetireGrant", arn, "no identity-based policy allows")
+        if not authorizer.decide(ctx, request).allowed:
+            raise access_denied(ctx, "RetireGrant", arn, "no identity-based policy allows")
 
     def revoke_grant(self, ctx: RequestContext, p: Params) -> Result:
         key = self.core.resolve(ctx, p["KeyId"], allow_alias=False, action="RevokeGrant")

@@ -136,7 +136,9 @@ class Keys:
             policy=policy,
             current_material_id=material_id,
         )
-        if not p.get("BypassPolicyLockoutSafetyCheck"):
+        # Only a policy the caller provides is checked (CreateKey ``Policy`` doc): the default policy
+        # delegates to the account, whose root can always change it, so it cannot lock the key.
+        if "Policy" in p and not p.get("BypassPolicyLockoutSafetyCheck"):
             self._lockout_check(ctx, key, policy, tags)
         material = None
         if material_id is not None:
