@@ -503,3 +503,35 @@ def test_zz_nothing_secret_was_recorded(audited: Deployment) -> None:
         for form in {secret, base64.b64encode(secret), secret.hex().encode()}:
             if len(form) >= 8:
                 assert form not in stored, f"a secret value was recorded: {form[:12]!r}..."
+
+
+def test_lookup_events_username_of_path_users_and_by_role_sessions(
+    audited: Deployment, audited_server: ServerProcess, cred: tuple[str, str]
+) -> None:
+    """Username is the user's name (not its path) and any caller of the account can look it up: a user
+    created with a path, looked up by a role session, must be found."""
+    audited.cli("admin", "user", "create", "pathy", "--account", TEST_ACCOUNT, "--path", "/eng/team/")
+    audited.cli("admin", "role", "create", "reader", "--account", TEST_ACCOUNT)
+    user_key, user_secret = "AKIAPATHY0000000001", "pathy-secret-0123456789"
+    session_key, session_secret = "AKIAREADERSESSION01", "reader-secret-0123456789"
+    audited.cli(
+        "admin", "access-key", "create", "--account", TEST_ACCOUNT, "--user", "pathy",
+        "--access-key-id", user_key, "--secret-access-key", user_secret,
+    )  # fmt: skip
+    audited.cli(
+        "admin", "access-key", "create", "--account", TEST_ACCOUNT, "--role", "reader", "--session", "s1",
+        "--access-key-id", session_key, "--secret-access-key", session_secret,
+    )  # fmt: skip
+    remember(user_secret, session_secret)
+    with pytest.raises(ClientError):  # denied (no policy) but recorded with the user's identity
+        client(audited_server.url, user_key, user_secret).list_keys()
+    by_user = [{"AttributeKey": "Username", "AttributeValue": "pathy"}]
+    as_auditor = client(audited_server.url, *cred, service="cloudtrail")
+    found = as_auditor.lookup_events(LookupAttributes=by_user)["Events"]
+    assert found and all(e["Username"] == "pathy" for e in found)
+    assert json.loads(found[0]["CloudTrailEvent"])["userIdentity"]["arn"].endswith(":user/eng/team/pathy")
+    as_session = client(audited_server.url, session_key, session_secret, service="cloudtrail")
+    seen = as_session.lookup_events(LookupAttributes=by_user)["Events"]
+    assert [e["EventId"] for e in seen] == [e["EventId"] for e in found]
+    by_auditor = [{"AttributeKey": "Username", "AttributeValue": "auditor"}]
+    assert as_session.lookup_events(LookupAttributes=by_auditor, MaxResults=1)["Events"]

@@ -139,8 +139,8 @@ class LookupEvents:
             elif key == "ReadOnly":
                 base["read_only"] = value.lower() == "true"
             elif key == "Username":
-                prefix = ctx.caller.principal_arn.rsplit(":", 1)[0]
-                base["principal"] = f"{prefix}:root" if value == "root" else f"{prefix}:user/{value}"
+                # the name the events show (a user's name without its path), whoever the caller is
+                base["user_name"] = value
             elif key == "ResourceType":
                 if value != KEY_RESOURCE_TYPE:
                     base["event_id"] = ""  # no other resource types are recorded: match nothing

@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Engine, Select, func, select
 
 from openkms.audit.chain import canonical
+from openkms.audit.events import user_name as shown_user_name
 from openkms.audit.fields import TRACKED_OPERATIONS
 from openkms.service.key_usage import KeyUsageRecord
 from openkms.storage.tables import audit_block_keys, audit_blocks, audit_chain, audit_digests
@@ -153,10 +154,8 @@ class EventFilter:
             t = e.event_time
             if (self.start is not None and t < int(self.start)) or (self.end is not None and t >= self.end):
                 return False
-        if self.user_name is not None:
-            arn = str(identity.get("arn", ""))
-            if not arn.endswith(":root" if self.user_name == "root" else f":user/{self.user_name}"):
-                return False
+        if self.user_name is not None and shown_user_name(identity) != self.user_name:
+            return False  # the name LookupEvents shows: an IAM user's ARN may carry a path
         if self.key_arn is not None or self.key_id is not None or self.any_key:
             arns = e.resources
             if self.key_arn is not None and self.key_arn not in arns:
