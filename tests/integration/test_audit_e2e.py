@@ -535,3 +535,32 @@ def test_lookup_events_username_of_path_users_and_by_role_sessions(
     assert [e["EventId"] for e in seen] == [e["EventId"] for e in found]
     by_auditor = [{"AttributeKey": "Username", "AttributeValue": "auditor"}]
     assert as_session.lookup_events(LookupAttributes=by_auditor, MaxResults=1)["Events"]
+
+
+def test_lookup_events_next_token_of_another_query_is_refused(
+    audited_server: ServerProcess, kms: Any, key: dict[str, Any], cred: tuple[str, str]
+) -> None:
+    """A NextToken must come with the parameters of the call that returned it (CloudTrail answers
+    InvalidNextTokenException): carried to another attribute value it would skip that query's newer events."""
+    for _ in range(3):
+        kms.encrypt(KeyId=key["KeyId"], Plaintext=b"token probe")
+    remember(b"token probe")
+    ct = client(audited_server.url, *cred, service="cloudtrail")
+    first = ct.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "Encrypt"}], MaxResults=1
+    )
+    for other in (
+        {"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "Decrypt"}]},
+        {"LookupAttributes": [{"AttributeKey": "ReadOnly", "AttributeValue": "true"}]},
+        {"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "Encrypt"}], "EndTime": 1},
+        {},
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            ct.lookup_events(**other, NextToken=first["NextToken"])
+        assert excinfo.value.response["Error"]["Code"] == "InvalidNextTokenException", other
+    again = ct.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "Encrypt"}],
+        MaxResults=1,
+        NextToken=first["NextToken"],
+    )
+    assert again["Events"][0]["EventId"] != first["Events"][0]["EventId"]

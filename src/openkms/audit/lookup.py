@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,9 +111,10 @@ class LookupEvents:
         if p.get("EventCategory") == "insight":
             return {"Events": []}  # openkms records no Insights events
         f = self._filter(ctx, p)
-        fingerprint = orjson.dumps([p.get("LookupAttributes"), p.get("StartTime"), p.get("EndTime")]).hex()[
-            :16
-        ]
+        # a token is valid only with the parameters (and account) of the call that returned it: a digest
+        # of all of them, not a prefix of their JSON (which is the same for every attribute value)
+        query = [ctx.caller.account, p.get("LookupAttributes"), p.get("StartTime"), p.get("EndTime")]
+        fingerprint = hashlib.sha256(orjson.dumps(query)).hexdigest()[:16]
         before = _read_token(p.get("NextToken"), fingerprint)
         rows = self._reader.query(f, limit=limit + 1, before_seq=before)
         page, more = rows[:limit], len(rows) > limit
