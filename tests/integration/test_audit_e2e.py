@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import http.client
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
 import pytest
 from botocore.exceptions import ClientError
 from tests.integration.audit_support import (
@@ -564,3 +566,41 @@ def test_lookup_events_next_token_of_another_query_is_refused(
         NextToken=first["NextToken"],
     )
     assert again["Events"][0]["EventId"] != first["Events"][0]["EventId"]
+
+
+def _forged_token(seq: int) -> str:
+    """A NextToken in openkms' format (its query fingerprint is not secret: callers can build one)."""
+    fingerprint = hashlib.sha256(orjson.dumps([TEST_ACCOUNT, None, None, None])).hexdigest()[:16]
+    return base64.urlsafe_b64encode(f"{seq}:{fingerprint}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"StartTime": 1e300}', "SerializationException"),
+        (b'{"StartTime": -1e20}', "SerializationException"),
+        (b'{"EndTime": 1e20}', "SerializationException"),
+        (b'{"StartTime": 100000000000000000000000000}', "SerializationException"),
+        (f'{{"NextToken": "{_forged_token(10**30)}"}}'.encode(), "InvalidNextTokenException"),
+        (f'{{"NextToken": "{_forged_token(-5)}"}}'.encode(), "InvalidNextTokenException"),
+        (f'{{"NextToken": "{_forged_token(2**62)}"}}'.encode(), None),  # in range: a valid page
+    ],
+)
+def test_lookup_events_out_of_range_values_are_client_errors(
+    audited_server: ServerProcess, cred: tuple[str, str], body: bytes, expected: str | None
+) -> None:
+    """Times outside years 1-9999 and a forged token's sequence number the database cannot bind were
+    500s (KMSInternalException)."""
+    ct = client(audited_server.url, *cred, service="cloudtrail", validate=False)
+
+    def replace_body(request: Any, **_: Any) -> None:
+        request.data = body
+
+    ct.meta.events.register_first("before-sign.cloudtrail.LookupEvents", replace_body)
+    if expected is None:
+        assert ct.lookup_events()["Events"]
+        return
+    with pytest.raises(ClientError) as excinfo:
+        ct.lookup_events()
+    response = excinfo.value.response
+    assert (response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]) == (expected, 400)

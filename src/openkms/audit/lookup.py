@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -46,6 +47,9 @@ ATTRIBUTE_KEYS = frozenset(
     }
 )
 MAX_RESULTS = 50
+_EPOCH_MIN = datetime.min.replace(tzinfo=UTC).timestamp()
+_EPOCH_END = datetime.max.replace(tzinfo=UTC).timestamp()
+_MAX_SEQ = 2**63 - 1  # a database BIGINT: a forged token's larger sequence number cannot be bound
 
 
 def _error(code: str) -> type[errors.KMSError]:
@@ -78,6 +82,9 @@ def validate_request(operation: str, params: dict[str, Any]) -> dict[str, Any]:
     for name in ("StartTime", "EndTime"):
         if name in out and (isinstance(out[name], bool) or not isinstance(out[name], int | float)):
             raise errors.SerializationException(f"STRING_VALUE can not be converted to a Timestamp ({name})")
+        # outside years 1-9999 a time is no date, and the database cannot bind it (a 500, not an answer)
+        if name in out and not _EPOCH_MIN <= out[name] < _EPOCH_END:
+            raise errors.SerializationException(f"Value of {name} is not a valid timestamp.")
     if "StartTime" in out and "EndTime" in out and out["StartTime"] > out["EndTime"]:
         raise InvalidTimeRangeException("Start time must be before end time.")
     if "MaxResults" in out:
@@ -186,6 +193,10 @@ def _read_token(token: str | None, fingerprint: str) -> int | None:
         seq, _, bound = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii").partition(":")
         if bound != fingerprint:
             raise ValueError("token of another query")
-        return int(seq)
+        # the fingerprint is no secret: a caller can forge a token, so its number is checked too
+        before = int(seq)
+        if not 1 <= before <= _MAX_SEQ:
+            raise ValueError("sequence number out of range")
+        return before
     except (ValueError, binascii.Error, UnicodeError) as exc:
         raise InvalidNextTokenException("Invalid NextToken.") from exc
