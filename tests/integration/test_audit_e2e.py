@@ -537,6 +537,11 @@ def test_lookup_events_username_of_path_users_and_by_role_sessions(
     assert [e["EventId"] for e in seen] == [e["EventId"] for e in found]
     by_auditor = [{"AttributeKey": "Username", "AttributeValue": "auditor"}]
     assert as_session.lookup_events(LookupAttributes=by_auditor, MaxResults=1)["Events"]
+    # a role session's events show its session name (as in the aws CLI's lookup-events example)
+    by_session = [{"AttributeKey": "Username", "AttributeValue": "s1"}]
+    own = as_auditor.lookup_events(LookupAttributes=by_session)["Events"]
+    assert own and all(e["Username"] == "s1" for e in own)
+    assert all(json.loads(e["CloudTrailEvent"])["userIdentity"]["type"] == "AssumedRole" for e in own)
 
 
 def test_lookup_events_next_token_of_another_query_is_refused(

@@ -92,6 +92,12 @@ def user_name(user_identity: dict[str, Any]) -> str | None:
     """LookupEvents' ``Username`` of a record's ``userIdentity``."""
     if user_identity.get("type") == "Root":
         return "root"
+    if user_identity.get("type") == "AssumedRole":
+        # CloudTrail shows a role session's events under the session name (the ARN's last part)
+        arn = user_identity.get("arn")
+        if isinstance(arn, str) and ":assumed-role/" in arn:
+            return arn.rpartition("/")[2] or None
+        return None
     name = user_identity.get("userName")
     return name if isinstance(name, str) else None
 
