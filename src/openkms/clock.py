@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
+
+_EPOCH_MIN = datetime.min.replace(tzinfo=UTC).timestamp()
+_EPOCH_END = datetime.max.replace(tzinfo=UTC).timestamp()  # 9999-12-31T23:59:59.999999Z, rounded up
+
+
+def is_datetime_epoch(seconds: float) -> bool:
+    """Whether ``seconds`` since the epoch is an instant of years 1-9999: what a datetime (and so the
+    audit record's dates, key-material expiry and the databases' timestamp binding) can hold."""
+    return _EPOCH_MIN <= seconds < _EPOCH_END
 
 
 class Clock(Protocol):

@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from openkms import errors
+from openkms.clock import is_datetime_epoch
 
 SERVICE_NAME = "kms"
 
@@ -253,13 +254,9 @@ class TimestampNode(Node):
             raise type_error(value, "a Timestamp")
         # Everything downstream (key-material expiry, the audit record's dates) turns the value back into
         # a datetime; one outside years 1-9999 cannot be, so it is unreadable here rather than a 500 later.
-        if not _EPOCH_MIN <= epoch < _EPOCH_END:
+        if not is_datetime_epoch(epoch):
             raise _bad_timestamp(path)
         return epoch
-
-
-_EPOCH_MIN = datetime.min.replace(tzinfo=UTC).timestamp()
-_EPOCH_END = datetime.max.replace(tzinfo=UTC).timestamp()  # 9999-12-31T23:59:59.999999Z, rounded up
 
 
 def _bad_timestamp(path: str) -> errors.KMSError:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,6 +20,7 @@ from openkms import errors
 from openkms.api.protocol import ApiService
 from openkms.audit.events import KEY_RESOURCE_TYPE, user_name
 from openkms.audit.reader import AuditReader, EventFilter, StoredEvent
+from openkms.clock import is_datetime_epoch
 from openkms.identifiers import key_arn
 from openkms.service.context import RequestContext
 from openkms.service.kms import Operation
@@ -47,8 +47,6 @@ ATTRIBUTE_KEYS = frozenset(
     }
 )
 MAX_RESULTS = 50
-_EPOCH_MIN = datetime.min.replace(tzinfo=UTC).timestamp()
-_EPOCH_END = datetime.max.replace(tzinfo=UTC).timestamp()
 _MAX_SEQ = 2**63 - 1  # a database BIGINT: a forged token's larger sequence number cannot be bound
 
 
@@ -83,7 +81,7 @@ def validate_request(operation: str, params: dict[str, Any]) -> dict[str, Any]:
         if name in out and (isinstance(out[name], bool) or not isinstance(out[name], int | float)):
             raise errors.SerializationException(f"STRING_VALUE can not be converted to a Timestamp ({name})")
         # outside years 1-9999 a time is no date, and the database cannot bind it (a 500, not an answer)
-        if name in out and not _EPOCH_MIN <= out[name] < _EPOCH_END:
+        if name in out and not is_datetime_epoch(out[name]):
             raise errors.SerializationException(f"Value of {name} is not a valid timestamp.")
     if "StartTime" in out and "EndTime" in out and out["StartTime"] > out["EndTime"]:
         raise InvalidTimeRangeException("Start time must be before end time.")
