@@ -310,9 +310,8 @@ class Keyring:
         if len(sealed) <= _VERSION_BYTES:
             raise KeyringError("token cannot be opened")
         version = int.from_bytes(sealed[:_VERSION_BYTES], "big")
-        key = self._token_keys.get(version)
-        if key is None and self._resolve(version, self._root_keys) is not None:
-            key = self._token_keys.get(version)  # sealed by a process that met a newer root key first
+        # an unknown version: sealed by a process that met a newer root key first (fetched on demand)
+        key = self._token_keys.get(version) or self._resolve(version, self._token_keys)
         if key is None:
             raise KeyringError("token cannot be opened")
         try:
